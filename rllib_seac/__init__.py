@@ -1,0 +1,15 @@
+"""Shared Experience Actor-Critic (SEAC) for Ray RLlib's current API stack."""
+
+from rllib_seac.algorithm import SEAC
+from rllib_seac.config import SEACConfig, SEACConfigError
+from rllib_seac.envs import env_names, make_env, register_envs
+
+__all__ = ["SEAC", "SEACConfig", "SEACConfigError", "env_names", "make_env", "register", "register_envs"]
+
+
+def register() -> None:
+    """Registers the "SEAC" trainable and this package's env names with Ray Tune."""
+    from ray.tune.registry import register_trainable
+
+    register_trainable("SEAC", SEAC)
+    register_envs()

@@ -1,0 +1,85 @@
+"""SEAC: the Algorithm, a loop of synchronous A2C updates over n-step rollouts."""
+
+from __future__ import annotations
+
+import numpy as np
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+
+
+class SEAC(Algorithm):
+    """Shared Experience Actor-Critic (Christianos, Schäfer & Albrecht, NeurIPS 2020).
+
+    Each `train()` runs `updates_per_iteration` A2C updates: every env runner
+    steps its envs `n_steps` times, the learner takes one gradient step per agent
+    on the union of those rollouts (Eqs. 4 and 5), and the new weights go back to
+    the env runners before the next rollout, so the own-data term stays on-policy.
+    """
+
+    @classmethod
+    def get_default_config(cls):
+        from rllib_seac.config import SEACConfig
+
+        return SEACConfig()
+
+    def training_step(self) -> None:
+        for _ in range(self.config.updates_per_iteration):
+            with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+                rollouts = self._sample()
+            if not rollouts:
+                return
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                results = self.learner_group.update(
+                    batch=_train_batch(rollouts),
+                    timesteps={
+                        NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                            (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
+                        )
+                    },
+                )
+                self.metrics.aggregate(results, key=LEARNER_RESULTS)
+            with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+                self.env_runner_group.sync_weights(
+                    from_worker_or_learner_group=self.learner_group,
+                    inference_only=True,
+                    timeout_seconds=None,
+                )
+        self.metrics.aggregate(self._env_runner_metrics(), key=ENV_RUNNER_RESULTS)
+
+    def _sample(self) -> list[dict]:
+        group = self.env_runner_group
+        if group.num_remote_env_runners() == 0:
+            return [self.env_runner.sample()]
+        return group.foreach_env_runner(lambda runner: runner.sample(), local_env_runner=False)
+
+    def _env_runner_metrics(self) -> list:
+        group = self.env_runner_group
+        if group.num_remote_env_runners() == 0:
+            return [self.env_runner.get_metrics()]
+        return group.foreach_env_runner(lambda runner: runner.get_metrics(), local_env_runner=False)
+
+
+def _train_batch(rollouts: list[dict]) -> MultiAgentBatch:
+    """Joins the runners' rollouts along the env axis and flattens to rows.
+
+    Each column arrives as [agents of the module, envs, n_steps, ...]; rows keep
+    that order, which the learner undoes with a reshape.
+    """
+    batches = {}
+    for mid in rollouts[0]:
+        columns = {}
+        for col in rollouts[0][mid]:
+            joined = np.concatenate([r[mid][col] for r in rollouts], axis=1)
+            columns[col] = joined.reshape(-1, *joined.shape[3:])
+        batches[mid] = SampleBatch(columns)
+    env_steps = sum(v.shape[1] * v.shape[2] for v in (next(iter(r.values()))["rewards"] for r in rollouts))
+    return MultiAgentBatch(batches, env_steps=env_steps)

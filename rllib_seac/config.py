@@ -1,0 +1,188 @@
+"""SEACConfig: the AlgorithmConfig builder of SEAC, IAC (lambda=0) and SNAC (shared)."""
+
+from __future__ import annotations
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+SEAC_TARGETS = ("paper", "reference")
+SHARED_MODULE_ID = "shared"
+
+
+class SEACConfigError(ValueError):
+    """A SEAC setting that cannot work, with the one message that says why."""
+
+
+def agent_is_module(agent_id, episode=None, **kwargs):
+    return agent_id
+
+
+def all_agents_share(agent_id, episode=None, **kwargs):
+    return SHARED_MODULE_ID
+
+
+def _probe_env(env, env_config: dict):
+    """Agent ids and the shared (obs, action) spaces of `env`, from one instance."""
+    from rllib_seac.envs import check_seac_spaces, make_env
+
+    instance = make_env(env, env_config)
+    try:
+        return list(instance.possible_agents), check_seac_spaces(instance)
+    finally:
+        instance.close()
+
+
+class SEACConfig(AlgorithmConfig):
+    """Defaults are Table 2 of the paper (App. B).
+
+    Example:
+        >>> config = SEACConfig().environment("rware-tiny-2ag-v2")
+        >>> algo = config.training(seac_lambda=1.0).build_algo()
+        >>> algo.train()
+    """
+
+    def __init__(self, algo_class=None):
+        from rllib_seac.algorithm import SEAC
+
+        super().__init__(algo_class=algo_class or SEAC)
+        # Table 2: lr 3e-4, Adam eps 1e-3, gamma 0.99, entropy 0.01, value 0.5,
+        # grad clip 0.5, no GAE, 5-step returns, 4 parallel envs, lambda 1.0.
+        self.lr = 3e-4
+        self.adam_eps = 1e-3
+        self.gamma = 0.99
+        self.entropy_coeff = 0.01
+        self.vf_loss_coeff = 0.5
+        self.grad_clip = 0.5
+        self.grad_clip_by = "global_norm"
+        self.n_steps = 5
+        self.num_envs_per_env_runner = 4
+        self.num_env_runners = 0
+        self.seac_lambda = 1.0
+        self.seac_target = "paper"
+        self.is_weight_clip = None
+        self.shared_policy = False
+        # A2C updates (one gradient step per n-step batch each) per `train()`.
+        self.updates_per_iteration = 100
+        self.hidden_sizes = [64, 64]
+        # Filled in by `validate()` from the env when left None.
+        self.agent_ids = None
+
+        from rllib_seac.env_runner import SEACEnvRunner
+
+        self.env_runner_cls = SEACEnvRunner
+        self.rollout_fragment_length = self.n_steps
+        # SEAC's env runners have no connector pipelines to merge or broadcast.
+        self.merge_env_runner_states = False
+        self.broadcast_env_runner_states = False
+
+    def training(
+        self,
+        *,
+        seac_lambda: float = NotProvided,
+        seac_target: str = NotProvided,
+        is_weight_clip: float | None = NotProvided,
+        shared_policy: bool = NotProvided,
+        n_steps: int = NotProvided,
+        entropy_coeff: float = NotProvided,
+        vf_loss_coeff: float = NotProvided,
+        adam_eps: float = NotProvided,
+        updates_per_iteration: int = NotProvided,
+        hidden_sizes: list[int] = NotProvided,
+        **kwargs,
+    ) -> SEACConfig:
+        """Sets SEAC's training settings (and AlgorithmConfig's usual ones: lr, gamma, grad_clip).
+
+        Args:
+            seac_lambda: lambda of Eqs. 4 and 5, the weight of other agents'
+                experience. 0 gives IAC (independent A2C).
+            seac_target: "paper" bootstraps the n-step target of agent k's data with
+                the trained agent's critic V_i, as Eq. 5 writes; "reference" uses
+                V_k, as the authors' public code does.
+            is_weight_clip: Upper clip of the importance weights (None: unclipped).
+            shared_policy: SNAC: one module shared by all agents, trained on the
+                sum of their losses.
+            n_steps: Rollout length and n of the n-step returns (5 in the paper).
+            entropy_coeff, vf_loss_coeff: Weights of the entropy bonus and value loss.
+            adam_eps: Adam's epsilon.
+            updates_per_iteration: Gradient steps per `train()` call.
+            hidden_sizes: Hidden layers of both the actor and the critic MLP.
+        """
+        super().training(**kwargs)
+        for name, value in dict(
+            seac_lambda=seac_lambda,
+            seac_target=seac_target,
+            is_weight_clip=is_weight_clip,
+            shared_policy=shared_policy,
+            n_steps=n_steps,
+            entropy_coeff=entropy_coeff,
+            vf_loss_coeff=vf_loss_coeff,
+            adam_eps=adam_eps,
+            updates_per_iteration=updates_per_iteration,
+            hidden_sizes=hidden_sizes,
+        ).items():
+            if value is not NotProvided:
+                setattr(self, name, value)
+        if n_steps is not NotProvided:
+            self.rollout_fragment_length = n_steps
+        return self
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from rllib_seac.rl_module import SEACTorchRLModule
+
+        return RLModuleSpec(
+            module_class=SEACTorchRLModule,
+            model_config={"hidden_sizes": list(self.hidden_sizes)},
+        )
+
+    def get_default_learner_class(self):
+        from rllib_seac.learner import SEACTorchLearner
+
+        return SEACTorchLearner
+
+    def module_agents(self) -> dict[str, list[str]]:
+        """ModuleID -> the agents it acts for, in agent order."""
+        groups: dict[str, list[str]] = {}
+        for aid in self.agent_ids:
+            groups.setdefault(self.policy_mapping_fn(aid, None), []).append(aid)
+        return groups
+
+    def validate(self) -> None:
+        self._validate_seac_settings()
+        if self.env is not None and self.agent_ids is None:
+            self._set_up_agents_from_env()
+        super().validate()
+
+    def _validate_seac_settings(self) -> None:
+        def fail(msg):
+            raise SEACConfigError(f"Bad SEAC config: {msg}")
+
+        if not isinstance(self.seac_lambda, (int, float)) or self.seac_lambda < 0:
+            fail(f"seac_lambda must be a number >= 0, got {self.seac_lambda!r}.")
+        if self.seac_target not in SEAC_TARGETS:
+            fail(f"seac_target must be one of {SEAC_TARGETS}, got {self.seac_target!r}.")
+        if not isinstance(self.n_steps, int) or self.n_steps < 1:
+            fail(f"n_steps must be an integer >= 1, got {self.n_steps!r}.")
+        if self.is_weight_clip is not None and not self.is_weight_clip > 0:
+            fail(f"is_weight_clip must be None or > 0, got {self.is_weight_clip!r}.")
+        if not isinstance(self.updates_per_iteration, int) or self.updates_per_iteration < 1:
+            fail(
+                "updates_per_iteration must be an integer >= 1, got "
+                f"{self.updates_per_iteration!r}."
+            )
+        if self.num_envs_per_env_runner < 1:
+            fail(f"num_envs_per_env_runner must be >= 1, got {self.num_envs_per_env_runner}.")
+        if self.framework_str != "torch":
+            fail(f"only framework='torch' is supported, got {self.framework_str!r}.")
+        self.rollout_fragment_length = self.n_steps
+
+    def _set_up_agents_from_env(self) -> None:
+        """One module per agent (or one shared), named after the env's agent ids."""
+        try:
+            agents, _ = _probe_env(self.env, dict(self.env_config))
+        except ValueError as e:
+            raise SEACConfigError(str(e)) from None
+        self.agent_ids = agents
+        if self.shared_policy:
+            self.multi_agent(policies={SHARED_MODULE_ID}, policy_mapping_fn=all_agents_share)
+        else:
+            self.multi_agent(policies=set(agents), policy_mapping_fn=agent_is_module)

@@ -1,0 +1,239 @@
+"""SEACEnvRunner: synchronous n-step rollouts of all agents in all envs, batched.
+
+One forward pass per step serves every agent of every env (the agents' actors are
+stacked and vmapped), and a rollout comes back as dense arrays laid out
+[agents, envs, n_steps, ...], the layout SEAC's learner consumes. No per-step
+episode objects are built: A2C needs only the last n steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core import COMPONENT_RL_MODULE
+from ray.rllib.env import INPUT_ENV_SPACES
+from ray.rllib.env.env_context import EnvContext
+from ray.rllib.env.env_runner import EnvRunner
+from ray.rllib.utils.checkpoints import Checkpointable
+from ray.rllib.utils.metrics import (
+    EPISODE_AGENT_RETURN_MEAN,
+    EPISODE_LEN_MEAN,
+    EPISODE_RETURN_MAX,
+    EPISODE_RETURN_MEAN,
+    EPISODE_RETURN_MIN,
+    NUM_ENV_STEPS_SAMPLED,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES,
+    NUM_EPISODES_LIFETIME,
+    WEIGHTS_SEQ_NO,
+)
+
+from rllib_seac.envs import check_seac_spaces, make_env
+from rllib_seac.learner import (
+    ACTIONS,
+    BEHAVIOUR_LOGP,
+    NEXT_OBS,
+    OBS,
+    REWARDS,
+    TERMINATEDS,
+    TRUNCATEDS,
+)
+from rllib_seac.rl_module import batched_call, stacked_params
+
+
+class SEACEnvRunner(EnvRunner, Checkpointable):
+    def __init__(self, *, config, **kwargs):
+        super().__init__(config=config, **kwargs)
+        self.spaces = kwargs.get("spaces") or {}
+        self.envs: list = []
+        self.module = None
+        # A local runner beside remote ones samples nothing: it needs no envs.
+        if (self.worker_index or 0) > 0 or self.config.num_env_runners == 0:
+            self.make_env()
+        self.make_module()
+        self._weights_seq_no = 0
+        self._obs = None  # [N, E, D], the observations the next step acts on
+
+    # --- set-up ---------------------------------------------------------------
+    def make_env(self):
+        for env in self.envs:
+            env.close()
+        ctx = EnvContext(
+            dict(self.config.env_config),
+            worker_index=self.worker_index or 0,
+            num_workers=self.config.num_env_runners,
+        )
+        self.envs = [make_env(self.config.env, ctx) for _ in range(self.config.num_envs_per_env_runner)]
+        self.agent_ids = list(self.envs[0].possible_agents)
+        self._obs_space, self._act_space = check_seac_spaces(self.envs[0])
+        self._obs = None
+        self._returns = np.zeros((len(self.envs), len(self.agent_ids)))
+        self._lengths = np.zeros(len(self.envs), dtype=np.int64)
+
+    def make_module(self):
+        spec = self.config.get_multi_rl_module_spec(spaces=self.get_spaces(), inference_only=True)
+        self.module = spec.build()
+        self._actor_params = None
+
+    def get_spaces(self):
+        if not self.envs:
+            return self.spaces
+        return {
+            INPUT_ENV_SPACES: (
+                gym.spaces.Dict(dict.fromkeys(self.agent_ids, self._obs_space)),
+                gym.spaces.Dict(dict.fromkeys(self.agent_ids, self._act_space)),
+            ),
+            **{
+                mid: (self._obs_space, self._act_space)
+                for mid in {self.config.policy_mapping_fn(a, None) for a in self.agent_ids}
+            },
+        }
+
+    def assert_healthy(self):
+        assert self.module is not None and (self.envs or self.worker_index == 0)
+
+    # --- sampling -------------------------------------------------------------
+    @torch.no_grad()
+    def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Samples a^j ~ pi_j(.|o^j) for all agents j and envs: [N, E] actions, log-probs."""
+        if self._actor_params is None:
+            actors = [self.module[self.config.policy_mapping_fn(a, None)].actor for a in self.agent_ids]
+            self._actor_template = actors[0]
+            self._actor_params = stacked_params(actors)
+        logits = batched_call(self._actor_template, self._actor_params, torch.from_numpy(obs), False)
+        log_pi = torch.log_softmax(logits, dim=-1)
+        actions = torch.multinomial(log_pi.exp().reshape(-1, log_pi.shape[-1]), 1)
+        actions = actions.reshape(log_pi.shape[:-1])
+        logp = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return actions.numpy(), logp.numpy()
+
+    def _reset(self, e: int) -> None:
+        seed = None
+        if self._seed is not None and self._obs is None:
+            seed = self._seed * 1000 + e
+        obs, _ = self.envs[e].reset(seed=seed)
+        self._obs[:, e] = [obs[aid] for aid in self.agent_ids]
+        self._returns[e] = 0.0
+        self._lengths[e] = 0
+
+    def sample(self, **kwargs) -> dict[str, dict[str, np.ndarray]]:
+        """One n-step rollout of every env: {module_id: {column: [A_m, E, T, ...]}}."""
+        n_agents, n_envs, n_steps = len(self.agent_ids), len(self.envs), self.config.n_steps
+        if self._obs is None:
+            self._obs = np.empty((n_agents, n_envs, *self._obs_space.shape), np.float32)
+            for e in range(n_envs):
+                self._reset(e)
+        shape = (n_agents, n_envs, n_steps)
+        out = {
+            OBS: np.empty((*shape, *self._obs_space.shape), np.float32),
+            NEXT_OBS: np.empty((*shape, *self._obs_space.shape), np.float32),
+            ACTIONS: np.empty(shape, np.int64),
+            BEHAVIOUR_LOGP: np.empty(shape, np.float32),
+            REWARDS: np.empty(shape, np.float32),
+            TERMINATEDS: np.empty(shape, bool),
+            TRUNCATEDS: np.empty(shape, bool),
+        }
+        for t in range(n_steps):
+            out[OBS][:, :, t] = self._obs
+            actions, logp = self._act(self._obs)
+            out[ACTIONS][:, :, t] = actions
+            out[BEHAVIOUR_LOGP][:, :, t] = logp
+            for e, env in enumerate(self.envs):
+                obs, rew, term, trunc, _ = env.step(
+                    {aid: actions[j, e] for j, aid in enumerate(self.agent_ids)}
+                )
+                for j, aid in enumerate(self.agent_ids):
+                    if aid not in obs:
+                        raise ValueError(
+                            f"SEAC needs every agent to act at every step, but {aid!r} "
+                            f"got no observation from env {self.config.env!r}."
+                        )
+                    out[NEXT_OBS][j, e, t] = obs[aid]
+                    out[REWARDS][j, e, t] = rew[aid]
+                    out[TERMINATEDS][j, e, t] = term.get(aid, term["__all__"])
+                    out[TRUNCATEDS][j, e, t] = trunc.get(aid, trunc["__all__"])
+                self._returns[e] += out[REWARDS][:, e, t]
+                self._lengths[e] += 1
+                if term["__all__"] or trunc["__all__"]:
+                    self._log_episode(e)
+                    self._reset(e)
+                else:
+                    self._obs[:, e] = out[NEXT_OBS][:, e, t]
+        steps = n_envs * n_steps
+        self.num_env_steps_sampled_lifetime += steps
+        self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, steps, reduce="sum")
+        self.metrics.log_value(
+            NUM_ENV_STEPS_SAMPLED_LIFETIME, steps, reduce="lifetime_sum", with_throughput=True
+        )
+        return self._by_module(out)
+
+    def _by_module(self, out: dict) -> dict[str, dict[str, np.ndarray]]:
+        rows: dict[str, list[int]] = {}
+        for j, aid in enumerate(self.agent_ids):
+            rows.setdefault(self.config.policy_mapping_fn(aid, None), []).append(j)
+        return {mid: {col: v[idx] for col, v in out.items()} for mid, idx in rows.items()}
+
+    def _log_episode(self, e: int) -> None:
+        win = max(
+            1,
+            math.ceil(self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)),
+        )
+        total = float(self._returns[e].sum())
+        self.metrics.log_dict(
+            {
+                EPISODE_RETURN_MEAN: total,
+                EPISODE_LEN_MEAN: int(self._lengths[e]),
+                EPISODE_AGENT_RETURN_MEAN: {
+                    aid: float(r) for aid, r in zip(self.agent_ids, self._returns[e])
+                },
+            },
+            window=win,
+        )
+        self.metrics.log_value(EPISODE_RETURN_MIN, total, reduce="min", window=win)
+        self.metrics.log_value(EPISODE_RETURN_MAX, total, reduce="max", window=win)
+        self.metrics.log_value(NUM_EPISODES, 1, reduce="sum")
+        self.metrics.log_value(NUM_EPISODES_LIFETIME, 1, reduce="lifetime_sum")
+
+    def get_metrics(self):
+        return self.metrics.reduce()
+
+    # --- state ----------------------------------------------------------------
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = {NUM_ENV_STEPS_SAMPLED_LIFETIME: self.num_env_steps_sampled_lifetime}
+        if self._check_component(COMPONENT_RL_MODULE, components, not_components):
+            state[COMPONENT_RL_MODULE] = self.module.get_state(
+                components=self._get_subcomponents(COMPONENT_RL_MODULE, components),
+                not_components=self._get_subcomponents(COMPONENT_RL_MODULE, not_components),
+                **kwargs,
+            )
+            state[WEIGHTS_SEQ_NO] = self._weights_seq_no
+        return state
+
+    def set_state(self, state):
+        if COMPONENT_RL_MODULE in state:
+            seq_no = state.get(WEIGHTS_SEQ_NO, 0)
+            if seq_no == 0 or self._weights_seq_no < seq_no:
+                module_state = state[COMPONENT_RL_MODULE]
+                if not isinstance(module_state, dict):  # an ObjectRef
+                    import ray
+
+                    module_state = ray.get(module_state)
+                self.module.set_state(module_state)
+                self._actor_params = None
+            if seq_no > 0:
+                self._weights_seq_no = seq_no
+        if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
+            self.num_env_steps_sampled_lifetime = state[NUM_ENV_STEPS_SAMPLED_LIFETIME]
+
+    def get_ctor_args_and_kwargs(self):
+        return (), {"config": self.config}
+
+    def get_checkpointable_components(self):
+        return [(COMPONENT_RL_MODULE, self.module)]
+
+    def stop(self):
+        for env in self.envs:
+            env.close()

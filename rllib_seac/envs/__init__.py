@@ -1,0 +1,47 @@
+"""Environments by name: every id here also works as `config.environment(<name>)`."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+from rllib_seac.envs.rware import RwareEnv, rware_env_ids
+from rllib_seac.envs.spaces import check_seac_spaces
+
+__all__ = ["RwareEnv", "check_seac_spaces", "env_names", "make_env", "register_envs"]
+
+
+def _creators() -> dict:
+    return {env_id: partial(RwareEnv, env_id) for env_id in rware_env_ids()}
+
+
+def env_names() -> list[str]:
+    return sorted(_creators())
+
+
+def make_env(env, env_config: dict | None = None) -> MultiAgentEnv:
+    """Builds `env`: one of this package's names, a name given to Ray's
+    `register_env`, or a MultiAgentEnv class / callable taking the env config."""
+    config = dict(env_config or {})
+    if callable(env):
+        return env(config)
+    creators = _creators()
+    if env in creators:
+        return creators[env](config)
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    if _global_registry.contains(ENV_CREATOR, env):
+        return _global_registry.get(ENV_CREATOR, env)(config)
+    raise ValueError(
+        f"Unknown env {env!r}. rllib-seac knows {', '.join(env_names())}; other "
+        "envs can be registered with ray.tune.register_env(name, creator)."
+    )
+
+
+def register_envs() -> None:
+    """Registers this package's names with Ray, so any RLlib algorithm can use them."""
+    from ray.tune.registry import register_env
+
+    for name, creator in _creators().items():
+        register_env(name, lambda cfg, c=creator: c(dict(cfg)))

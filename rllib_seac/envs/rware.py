@@ -1,0 +1,30 @@
+"""The multi-robot warehouse (rware 2.x) as an RLlib MultiAgentEnv."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from rllib_seac.envs.tuple_env import TupleAgentsEnv
+
+
+def rware_env_ids() -> list[str]:
+    import rware  # noqa: F401  (registers the rware-* ids with gymnasium)
+
+    return sorted(i for i in gym.registry if i.startswith("rware"))
+
+
+class RwareEnv(TupleAgentsEnv):
+    """rware ends episodes only at `max_steps` (or an optional inactivity limit).
+
+    Both are time limits, not states of the task, so every episode end is a
+    truncation: the learner bootstraps from the last observation.
+    """
+
+    def __init__(self, env_id: str, env_config: dict | None = None):
+        import rware  # noqa: F401
+
+        kwargs = dict(env_config or {})
+        super().__init__(gym.make(env_id, disable_env_checker=True, **kwargs))
+
+    def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
+        return False, done or truncated

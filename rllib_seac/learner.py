@@ -1,0 +1,143 @@
+"""SEACTorchLearner: Eqs. 4 and 5 for every agent in one learner step."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+
+from rllib_seac import losses
+from rllib_seac.rl_module import batched_call, stacked_params
+
+# Columns of a SEAC train batch. Each module's batch holds its agents' data laid
+# out [agents of the module, envs, n_steps] and flattened to rows.
+OBS, NEXT_OBS, ACTIONS, REWARDS = "obs", "new_obs", "actions", "rewards"
+TERMINATEDS, TRUNCATEDS, BEHAVIOUR_LOGP = "terminateds", "truncateds", "action_logp"
+COLUMNS = (OBS, NEXT_OBS, ACTIONS, REWARDS, TERMINATEDS, TRUNCATEDS, BEHAVIOUR_LOGP)
+
+
+class SEACTorchLearner(TorchLearner):
+    """Trains agent i on its own batch and on every other agent k's batch.
+
+    All modules are evaluated on all agents' data in one vmapped call per
+    network (actor, critic), with the modules' parameters stacked: the cost
+    grows with the number of samples, not with N x N small forward passes.
+    With lambda = 0 (IAC) only own data is evaluated, so IAC is plain A2C.
+    """
+
+    def build(self) -> None:
+        super().build()
+        groups = self.config.module_agents()
+        self._module_ids = list(groups)
+        agents = list(self.config.agent_ids)
+        owner = [self._module_ids.index(self.config.policy_mapping_fn(a, None)) for a in agents]
+        self._agents_per_module = [len(groups[m]) for m in self._module_ids]
+        own_only = self.config.seac_lambda == 0 and len(self._module_ids) > 1
+        # streams[m]: which agents' data module m is evaluated on (its k's).
+        streams = [
+            [k for k, o in enumerate(owner) if o == m] if own_only else list(range(len(agents)))
+            for m in range(len(self._module_ids))
+        ]
+        if len({len(s) for s in streams}) != 1:
+            raise ValueError(
+                "With seac_lambda=0 every module must act for the same number of "
+                f"agents; got {dict(zip(self._module_ids, self._agents_per_module))}."
+            )
+        self._streams = torch.tensor(streams)
+        self._owner = torch.tensor(owner)
+        self._own = self._owner[self._streams] == torch.arange(len(streams))[:, None]
+        self._shared_inputs = not own_only
+
+    def configure_optimizers_for_module(self, module_id, config=None):
+        params = self.get_parameters(self._module[module_id])
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer=torch.optim.Adam(params, eps=config.adam_eps),
+            params=params,
+            lr_or_lr_schedule=config.lr,
+        )
+
+    def compute_losses(self, *, fwd_out, batch):
+        cfg = self.config
+        data = self._stream_data(batch)  # column -> [K, E, T, ...], agent order
+        # Per (module m, stream k) pair: [M, K', E, T, ...].
+        pairs = {col: value[self._streams] for col, value in data.items()}
+        logits, values, next_values = self._evaluate(data, pairs)
+
+        log_pi = F.log_softmax(logits, dim=-1)
+        logp = log_pi.gather(-1, pairs[ACTIONS].long().unsqueeze(-1)).squeeze(-1)
+        entropy = -(log_pi.exp() * log_pi).sum(-1)
+
+        if cfg.seac_target == "reference" and self._shared_inputs:
+            # As the authors' code: agent k's targets bootstrap with k's own critic.
+            streams = torch.arange(len(self._owner))
+            next_values = next_values[self._owner, streams].expand_as(next_values)
+        # y^k_i of Eq. 5: n-step returns, bootstrapped with V_i (paper) or V_k.
+        returns = losses.n_step_returns(
+            pairs[REWARDS],
+            next_values.detach(),
+            pairs[TERMINATEDS],
+            pairs[TRUNCATEDS],
+            cfg.gamma,
+        )
+        advantages = returns - values
+        is_weights = losses.importance_weights(logp, pairs[BEHAVIOUR_LOGP], cfg.is_weight_clip)
+        coefficients = losses.sample_coefficients(self._own, is_weights, cfg.seac_lambda)
+
+        policy = losses.policy_loss(logp, advantages, coefficients)  # Eq. 4
+        value = losses.value_loss(advantages, coefficients)  # Eq. 5
+        bonus = losses.entropy_bonus(entropy, self._own)
+        total = losses.total_loss(policy, value, bonus, cfg.vf_loss_coeff, cfg.entropy_coeff)
+
+        self._log_loss_metrics(policy, value, bonus, is_weights)
+        return {mid: total[m] for m, mid in enumerate(self._module_ids)}
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        raise NotImplementedError(
+            "SEAC's loss of one agent depends on every agent's data; it is computed "
+            "for all modules at once in `compute_losses`."
+        )
+
+    def _stream_data(self, batch) -> dict[str, torch.Tensor]:
+        """Splits each module's rows back into per-agent [E, T] streams."""
+        n_steps = self.config.n_steps
+        columns = {}
+        for col in COLUMNS:
+            parts = []
+            for mid, n_agents in zip(self._module_ids, self._agents_per_module):
+                value = batch[mid][col]
+                parts.append(value.reshape(n_agents, -1, n_steps, *value.shape[1:]))
+            columns[col] = torch.cat(parts)
+        return columns
+
+    def _evaluate(self, data, pairs):
+        """logits, V(o_t) and V(o_{t+1}) of every module on its streams, [M, K', E, T]."""
+        modules = [self.module[mid] for mid in self._module_ids]
+        shared = self._shared_inputs
+        # Shared: every module sees every agent's data, [K, E, T, D]; else module m
+        # sees its own agents' data, [M, K', E, T, D].
+        obs, next_obs = (data if shared else pairs)[OBS], (data if shared else pairs)[NEXT_OBS]
+        lead = ((len(modules),) if shared else ()) + obs.shape[:-1]
+
+        def run(net: str, x: torch.Tensor) -> torch.Tensor:
+            nets = [getattr(m, net) for m in modules]
+            flat = x.reshape(-1, x.shape[-1]) if shared else x.reshape(len(nets), -1, x.shape[-1])
+            return batched_call(nets[0], stacked_params(nets), flat, shared)
+
+        logits = run("actor", obs).reshape(*lead, -1)
+        # One critic call for o_t and o_{t+1}, concatenated along the time axis.
+        v = run("critic", torch.cat([obs, next_obs], dim=-2)).reshape(*lead[:-1], -1)
+        n_steps = lead[-1]
+        return logits, v[..., :n_steps], v[..., n_steps:]
+
+    def _log_loss_metrics(self, policy, value, entropy, is_weights) -> None:
+        others = ~self._own
+        for m, mid in enumerate(self._module_ids):
+            self.metrics.log_value((mid, "policy_loss"), policy[m].detach(), window=1)
+            self.metrics.log_value((mid, "value_loss"), value[m].detach(), window=1)
+            self.metrics.log_value((mid, "entropy"), entropy[m].detach(), window=1)
+            if others[m].any():
+                w = is_weights[m][others[m]]
+                self.metrics.log_value((mid, "is_weight_mean"), w.mean(), window=1)
+                self.metrics.log_value((mid, "is_weight_min"), w.min(), window=1)
+                self.metrics.log_value((mid, "is_weight_max"), w.max(), window=1)

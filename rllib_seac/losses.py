@@ -1,0 +1,89 @@
+"""SEAC's loss terms (Christianos et al., 2020, Sec. 4), as plain tensor functions.
+
+Shapes: M modules being trained (the i of the paper), K' data streams each module
+is evaluated on (the k of the paper, k = i included), E envs, T = n rollout steps.
+Every tensor below is [M, K', E, T] unless said otherwise; `own[m, k]` says that
+stream k is module m's own on-policy experience (for SNAC every stream is own).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def n_step_returns(
+    rewards: torch.Tensor,
+    bootstrap_values: torch.Tensor,
+    terminateds: torch.Tensor,
+    truncateds: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """A2C's n-step return targets y, computed backwards over the T axis (last dim).
+
+    y_t = r_t + gamma * (1 - terminated_t) * (y_{t+1} if the rollout goes on
+    else V(o_{t+1})). The chain is cut at the rollout's end and where an episode
+    was truncated; `bootstrap_values[..., t]` is V(o_{t+1}), taken on the final
+    observation of an episode that ended at t. A true terminal never bootstraps.
+    """
+    not_terminal = 1.0 - terminateds.float()
+    cut = truncateds.clone()
+    cut[..., -1] = True
+    returns = torch.empty_like(rewards)
+    following = bootstrap_values[..., -1]
+    for t in reversed(range(rewards.shape[-1])):
+        following = torch.where(cut[..., t], bootstrap_values[..., t], following)
+        following = rewards[..., t] + gamma * not_terminal[..., t] * following
+        returns[..., t] = following
+    return returns
+
+
+def importance_weights(
+    logp: torch.Tensor, behaviour_logp: torch.Tensor, clip: float | None = None
+) -> torch.Tensor:
+    """pi_i(a^k|o^k) / pi_k(a^k|o^k) of Eqs. 4 and 5, detached: it weights the
+    gradient, it is not differentiated. `behaviour_logp` is pi_k's log-prob
+    recorded when the action was sampled. Unclipped unless `clip` is given."""
+    weights = torch.exp(logp.detach() - behaviour_logp)
+    return weights if clip is None else weights.clamp(max=clip)
+
+
+def sample_coefficients(
+    own: torch.Tensor, is_weights: torch.Tensor, seac_lambda: float
+) -> torch.Tensor:
+    """Weight of each (module, stream) term: 1 on own data, lambda * IS weight on
+    another agent's data (Eqs. 4 and 5). `own` is [M, K'] and broadcasts."""
+    own = own[..., None, None]
+    return torch.where(own, torch.ones_like(is_weights), seac_lambda * is_weights)
+
+
+def policy_loss(
+    logp: torch.Tensor, advantages: torch.Tensor, coefficients: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 4, per module [M]: -sum_k mean_t c_ik log pi_i(a^k_t|o^k_t) A^k_i(t),
+    with the advantage A = y - V(o) held constant."""
+    terms = coefficients * logp * advantages.detach()
+    return -terms.mean(dim=(-2, -1)).sum(dim=-1)
+
+
+def value_loss(advantages: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+    """Eq. 5, per module [M]: sum_k mean_t c_ik (V_i(o^k_t) - y^k_i(t))^2; the
+    target y is built from detached values, so only V_i(o^k_t) is differentiated."""
+    terms = coefficients * advantages.pow(2)
+    return terms.mean(dim=(-2, -1)).sum(dim=-1)
+
+
+def entropy_bonus(entropy: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """Per module [M]: entropy of pi_i on its own observations only (Sec. 5.3)."""
+    per_stream = entropy.mean(dim=(-2, -1))
+    return (per_stream * own).sum(dim=-1)
+
+
+def total_loss(
+    policy: torch.Tensor,
+    value: torch.Tensor,
+    entropy: torch.Tensor,
+    vf_loss_coeff: float,
+    entropy_coeff: float,
+) -> torch.Tensor:
+    """A2C's combined objective per module (App. B: value coef 0.5, entropy 0.01)."""
+    return policy + vf_loss_coeff * value - entropy_coeff * entropy
