@@ -4,7 +4,15 @@ from rllib_seac.algorithm import SEAC
 from rllib_seac.config import SEACConfig, SEACConfigError
 from rllib_seac.envs import env_names, make_env, register_envs
 
-__all__ = ["SEAC", "SEACConfig", "SEACConfigError", "env_names", "make_env", "register", "register_envs"]
+__all__ = [
+    "SEAC",
+    "SEACConfig",
+    "SEACConfigError",
+    "env_names",
+    "make_env",
+    "register",
+    "register_envs",
+]
 
 
 def register() -> None:

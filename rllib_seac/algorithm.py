@@ -81,5 +81,7 @@ def _train_batch(rollouts: list[dict]) -> MultiAgentBatch:
             joined = np.concatenate([r[mid][col] for r in rollouts], axis=1)
             columns[col] = joined.reshape(-1, *joined.shape[3:])
         batches[mid] = SampleBatch(columns)
-    env_steps = sum(v.shape[1] * v.shape[2] for v in (next(iter(r.values()))["rewards"] for r in rollouts))
+    env_steps = sum(
+        v.shape[1] * v.shape[2] for v in (next(iter(r.values()))["rewards"] for r in rollouts)
+    )
     return MultiAgentBatch(batches, env_steps=env_steps)

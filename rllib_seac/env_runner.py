@@ -66,7 +66,9 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             worker_index=self.worker_index or 0,
             num_workers=self.config.num_env_runners,
         )
-        self.envs = [make_env(self.config.env, ctx) for _ in range(self.config.num_envs_per_env_runner)]
+        self.envs = [
+            make_env(self.config.env, ctx) for _ in range(self.config.num_envs_per_env_runner)
+        ]
         self.agent_ids = list(self.envs[0].possible_agents)
         self._obs_space, self._act_space = check_seac_spaces(self.envs[0])
         self._obs = None
@@ -100,10 +102,14 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
     def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Samples a^j ~ pi_j(.|o^j) for all agents j and envs: [N, E] actions, log-probs."""
         if self._actor_params is None:
-            actors = [self.module[self.config.policy_mapping_fn(a, None)].actor for a in self.agent_ids]
+            actors = [
+                self.module[self.config.policy_mapping_fn(a, None)].actor for a in self.agent_ids
+            ]
             self._actor_template = actors[0]
             self._actor_params = stacked_params(actors)
-        logits = batched_call(self._actor_template, self._actor_params, torch.from_numpy(obs), False)
+        logits = batched_call(
+            self._actor_template, self._actor_params, torch.from_numpy(obs), False
+        )
         log_pi = torch.log_softmax(logits, dim=-1)
         actions = torch.multinomial(log_pi.exp().reshape(-1, log_pi.shape[-1]), 1)
         actions = actions.reshape(log_pi.shape[:-1])
@@ -179,7 +185,9 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
     def _log_episode(self, e: int) -> None:
         win = max(
             1,
-            math.ceil(self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)),
+            math.ceil(
+                self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)
+            ),
         )
         total = float(self._returns[e].sum())
         self.metrics.log_dict(
