@@ -32,11 +32,13 @@ class SEAC(Algorithm):
         return SEACConfig()
 
     def training_step(self) -> None:
-        for _ in range(self.config.updates_per_iteration):
+        n_updates = self.config.updates_per_iteration
+        for update in range(n_updates):
             with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
                 rollouts = self._sample()
             if not rollouts:
                 return
+            last = update == n_updates - 1
             with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
                 results = self.learner_group.update(
                     batch=_train_batch(rollouts),
@@ -45,15 +47,28 @@ class SEAC(Algorithm):
                             (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
                         )
                     },
+                    # Reducing the learner's metrics costs more than a small A2C
+                    # step: do it once per iteration (losses are logged window=1).
+                    _no_metrics_reduce=not last,
                 )
+            if last:
                 self.metrics.aggregate(results, key=LEARNER_RESULTS)
             with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-                self.env_runner_group.sync_weights(
-                    from_worker_or_learner_group=self.learner_group,
-                    inference_only=True,
-                    timeout_seconds=None,
-                )
+                self._sync_weights()
         self.metrics.aggregate(self._env_runner_metrics(), key=ENV_RUNNER_RESULTS)
+
+    def _sync_weights(self) -> None:
+        group = self.env_runner_group
+        if group.num_remote_env_runners() == 0 and self.learner_group.is_local:
+            # Learner and env runner share this process: copy tensors in place
+            # instead of RLlib's round trip through numpy state dicts.
+            self.env_runner.copy_weights_from(self.learner_group._learner.module)
+        else:
+            group.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                inference_only=True,
+                timeout_seconds=None,
+            )
 
     def _sample(self) -> list[dict]:
         group = self.env_runner_group

@@ -171,6 +171,11 @@ class SEACConfig(AlgorithmConfig):
             )
         if self.num_envs_per_env_runner < 1:
             fail(f"num_envs_per_env_runner must be >= 1, got {self.num_envs_per_env_runner}.")
+        if self.num_learners > 1:
+            fail(
+                "num_learners > 1 is not supported yet: the learner needs every "
+                "agent's whole rollout to build the cross-agent terms. Use one learner."
+            )
         if self.framework_str != "torch":
             fail(f"only framework='torch' is supported, got {self.framework_str!r}.")
         self.rollout_fragment_length = self.n_steps

@@ -41,7 +41,7 @@ from rllib_seac.learner import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.rl_module import batched_call, stacked_params
+from rllib_seac.rl_module import stack_mlps, stacked_forward
 
 
 class SEACEnvRunner(EnvRunner, Checkpointable):
@@ -78,7 +78,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
     def make_module(self):
         spec = self.config.get_multi_rl_module_spec(spaces=self.get_spaces(), inference_only=True)
         self.module = spec.build()
-        self._actor_params = None
+        self._actors = None
 
     def get_spaces(self):
         if not self.envs:
@@ -101,15 +101,10 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
     @torch.no_grad()
     def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Samples a^j ~ pi_j(.|o^j) for all agents j and envs: [N, E] actions, log-probs."""
-        if self._actor_params is None:
-            actors = [
-                self.module[self.config.policy_mapping_fn(a, None)].actor for a in self.agent_ids
-            ]
-            self._actor_template = actors[0]
-            self._actor_params = stacked_params(actors)
-        logits = batched_call(
-            self._actor_template, self._actor_params, torch.from_numpy(obs), False
-        )
+        if self._actors is None:  # re-stacked after each weight update
+            mids = [self.config.policy_mapping_fn(a, None) for a in self.agent_ids]
+            self._actors = stack_mlps([self.module[mid].actor for mid in mids])
+        logits = stacked_forward(self._actors, torch.from_numpy(obs))
         log_pi = torch.log_softmax(logits, dim=-1)
         actions = torch.multinomial(log_pi.exp().reshape(-1, log_pi.shape[-1]), 1)
         actions = actions.reshape(log_pi.shape[:-1])
@@ -230,11 +225,20 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
                     module_state = ray.get(module_state)
                 self.module.set_state(module_state)
-                self._actor_params = None
+                self._actors = None
             if seq_no > 0:
                 self._weights_seq_no = seq_no
         if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
             self.num_env_steps_sampled_lifetime = state[NUM_ENV_STEPS_SAMPLED_LIFETIME]
+
+    @torch.no_grad()
+    def copy_weights_from(self, module) -> None:
+        """In-process weight sync from the learner's MultiRLModule."""
+        for mid in module.keys():
+            torch._foreach_copy_(
+                list(self.module[mid].parameters()), list(module[mid].parameters())
+            )
+        self._actors = None
 
     def get_ctor_args_and_kwargs(self):
         return (), {"config": self.config}

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rllib_seac import losses
-from rllib_seac.rl_module import batched_call, stacked_params
+from rllib_seac.rl_module import stack_mlps, stacked_forward
 
 # Columns of a SEAC train batch. Each module's batch holds its agents' data laid
 # out [agents of the module, envs, n_steps] and flattened to rows.
@@ -19,7 +19,7 @@ COLUMNS = (OBS, NEXT_OBS, ACTIONS, REWARDS, TERMINATEDS, TRUNCATEDS, BEHAVIOUR_L
 class SEACTorchLearner(TorchLearner):
     """Trains agent i on its own batch and on every other agent k's batch.
 
-    All modules are evaluated on all agents' data in one vmapped call per
+    All modules are evaluated on all agents' data in one batched call per
     network (actor, critic), with the modules' parameters stacked: the cost
     grows with the number of samples, not with N x N small forward passes.
     With lambda = 0 (IAC) only own data is evaluated, so IAC is plain A2C.
@@ -122,7 +122,7 @@ class SEACTorchLearner(TorchLearner):
         def run(net: str, x: torch.Tensor) -> torch.Tensor:
             nets = [getattr(m, net) for m in modules]
             flat = x.reshape(-1, x.shape[-1]) if shared else x.reshape(len(nets), -1, x.shape[-1])
-            return batched_call(nets[0], stacked_params(nets), flat, shared)
+            return stacked_forward(stack_mlps(nets), flat)
 
         logits = run("actor", obs).reshape(*lead, -1)
         # One critic call for o_t and o_{t+1}, concatenated along the time axis.

@@ -61,24 +61,33 @@ class SEACTorchRLModule(TorchRLModule, ValueFunctionAPI):
     get_train_action_dist_cls = get_inference_action_dist_cls
 
 
-def stacked_params(modules: list[nn.Module]) -> dict[str, torch.Tensor]:
-    """Stacks the parameters of same-shaped modules along a new leading axis.
+def stack_mlps(nets: list[nn.Sequential]) -> list:
+    """M same-shaped MLPs as one: per layer, (W [M, out, in], b [M, out]) for a
+    Linear layer, the (parameter-free) layer itself otherwise.
 
-    `torch.stack` keeps the autograd graph, so gradients of a loss on the stacked
-    tensors reach each module's own parameters.
+    `torch.stack` keeps the autograd graph, so gradients of a loss computed with
+    the stacked tensors reach each network's own parameters.
     """
-    names = [name for name, _ in modules[0].named_parameters()]
-    per_module = [dict(m.named_parameters()) for m in modules]
-    return {name: torch.stack([p[name] for p in per_module]) for name in names}
+    stacked = []
+    for i, layer in enumerate(nets[0]):
+        if isinstance(layer, nn.Linear):
+            weight = torch.stack([net[i].weight for net in nets])
+            bias = torch.stack([net[i].bias for net in nets])
+            stacked.append((weight.transpose(1, 2), bias.unsqueeze(1)))
+        else:
+            stacked.append(layer)
+    return stacked
 
 
-def batched_call(template: nn.Module, params: dict, x: torch.Tensor, shared_x: bool):
-    """Runs M copies of `template`, one per slice of `params`, in one vmapped call.
+def stacked_forward(stacked: list, x: torch.Tensor) -> torch.Tensor:
+    """Runs the M stacked MLPs: x is [B, D] (seen by all) or [M, B, D]; out [M, B, ...].
 
-    x is [M, B, D] (module m sees x[m]) or, with `shared_x`, [B, D] seen by all.
+    One batched matmul per layer, whatever M is: no loop over networks.
     """
-
-    def call(p, inputs):
-        return torch.func.functional_call(template, p, (inputs,))
-
-    return torch.vmap(call, in_dims=(0, None if shared_x else 0))(params, x)
+    for layer in stacked:
+        if isinstance(layer, tuple):
+            weight_t, bias = layer
+            x = torch.baddbmm(bias, x.expand(len(weight_t), *x.shape[-2:]), weight_t)
+        else:
+            x = layer(x)
+    return x

@@ -1,0 +1,67 @@
+"""Bad SEAC settings fail at validate() with one clear message."""
+
+import pytest
+
+from rllib_seac import SEACConfig, SEACConfigError
+from tests.envs_for_tests import SpacesEnv
+
+RWARE = "rware-tiny-2ag-v2"
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(seac_lambda=-0.5), "seac_lambda must be a number >= 0, got -0.5"),
+        (dict(n_steps=0), "n_steps must be an integer >= 1, got 0"),
+        (dict(seac_target="critic_k"), "seac_target must be one of ('paper', 'reference')"),
+        (dict(is_weight_clip=0), "is_weight_clip must be None or > 0"),
+        (dict(updates_per_iteration=0), "updates_per_iteration must be an integer >= 1"),
+    ],
+)
+def test_bad_training_settings(settings, message):
+    config = SEACConfig().environment(RWARE).training(**settings)
+    with pytest.raises(SEACConfigError, match="Bad SEAC config") as err:
+        config.validate()
+    assert message in str(err.value)
+
+
+def test_unknown_env_names_the_known_ones():
+    with pytest.raises(
+        SEACConfigError, match=r"Unknown env 'rware-huge-99ag-v2'.*rware-tiny-2ag-v2"
+    ):
+        SEACConfig().environment("rware-huge-99ag-v2").validate()
+
+
+def test_agents_with_different_observation_spaces_are_named():
+    config = SEACConfig().environment(SpacesEnv, env_config={"carrier_obs": 5})
+    with pytest.raises(SEACConfigError) as err:
+        config.validate()
+    msg = str(err.value)
+    assert "identical observation spaces" in msg
+    assert "scout: Box(-1.0, 1.0, (3,)" in msg and "carrier: Box(-1.0, 1.0, (5,)" in msg
+
+
+def test_continuous_actions_are_refused():
+    config = SEACConfig().environment(SpacesEnv, env_config={"continuous": True})
+    with pytest.raises(SEACConfigError, match="needs a Discrete action space"):
+        config.validate()
+
+
+def test_multiple_learners_are_refused():
+    config = SEACConfig().environment(RWARE).learners(num_learners=2)
+    with pytest.raises(SEACConfigError, match="num_learners > 1 is not supported"):
+        config.validate()
+
+
+def test_defaults_are_table_2_and_agents_come_from_the_env():
+    config = SEACConfig().environment(RWARE)
+    config.validate()
+    assert (config.lr, config.adam_eps, config.gamma) == (3e-4, 1e-3, 0.99)
+    assert (config.entropy_coeff, config.vf_loss_coeff, config.grad_clip) == (0.01, 0.5, 0.5)
+    assert (config.n_steps, config.num_envs_per_env_runner, config.seac_lambda) == (5, 4, 1.0)
+    assert config.hidden_sizes == [64, 64]
+    assert config.agent_ids == ["agent_0", "agent_1"]
+    assert set(config.policies) == {"agent_0", "agent_1"}
+    shared = SEACConfig().environment(RWARE).training(shared_policy=True)
+    shared.validate()
+    assert set(shared.policies) == {"shared"}
