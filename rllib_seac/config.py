@@ -176,6 +176,12 @@ class SEACConfig(AlgorithmConfig):
                 "num_learners > 1 is not supported yet: the learner needs every "
                 "agent's whole rollout to build the cross-agent terms. Use one learner."
             )
+        if self.evaluation_interval:
+            fail(
+                "RLlib's built-in evaluation (evaluation_interval) is not supported: "
+                "SEAC's env runners return n-step arrays, not episodes. Evaluate a "
+                "checkpoint instead."
+            )
         if self.framework_str != "torch":
             fail(f"only framework='torch' is supported, got {self.framework_str!r}.")
         self.rollout_fragment_length = self.n_steps

@@ -47,6 +47,9 @@ from rllib_seac.rl_module import stack_mlps, stacked_forward
 class SEACEnvRunner(EnvRunner, Checkpointable):
     def __init__(self, *, config, **kwargs):
         super().__init__(config=config, **kwargs)
+        # Inference batches are agents x envs rows: extra torch threads only add
+        # synchronisation, and spin against the env and learner for the cores.
+        torch.set_num_threads(1)
         self.spaces = kwargs.get("spaces") or {}
         self.envs: list = []
         self.module = None

@@ -27,6 +27,9 @@ class SEACTorchLearner(TorchLearner):
 
     def build(self) -> None:
         super().build()
+        # A2C batches are small (agents^2 x envs x n_steps rows of 64 units): one
+        # thread beats several that contend with env stepping for the cores.
+        torch.set_num_threads(1)
         groups = self.config.module_agents()
         self._module_ids = list(groups)
         agents = list(self.config.agent_ids)
@@ -52,7 +55,7 @@ class SEACTorchLearner(TorchLearner):
         params = self.get_parameters(self._module[module_id])
         self.register_optimizer(
             module_id=module_id,
-            optimizer=torch.optim.Adam(params, eps=config.adam_eps),
+            optimizer=torch.optim.Adam(params, eps=config.adam_eps, foreach=True),
             params=params,
             lr_or_lr_schedule=config.lr,
         )

@@ -25,11 +25,9 @@ def test_bad_training_settings(settings, message):
     assert message in str(err.value)
 
 
-def test_unknown_env_names_the_known_ones():
-    with pytest.raises(
-        SEACConfigError, match=r"Unknown env 'rware-huge-99ag-v2'.*rware-tiny-2ag-v2"
-    ):
-        SEACConfig().environment("rware-huge-99ag-v2").validate()
+def test_unknown_env_suggests_close_names():
+    with pytest.raises(SEACConfigError, match=r"Unknown env 'rware-tiny-2ag-v9'. Did you mean"):
+        SEACConfig().environment("rware-tiny-2ag-v9").validate()
 
 
 def test_agents_with_different_observation_spaces_are_named():
@@ -65,3 +63,9 @@ def test_defaults_are_table_2_and_agents_come_from_the_env():
     shared = SEACConfig().environment(RWARE).training(shared_policy=True)
     shared.validate()
     assert set(shared.policies) == {"shared"}
+
+
+def test_builtin_evaluation_is_refused_with_a_pointer():
+    config = SEACConfig().environment(RWARE).evaluation(evaluation_interval=1)
+    with pytest.raises(SEACConfigError, match="built-in evaluation"):
+        config.validate()

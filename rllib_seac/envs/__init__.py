@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from functools import partial
 
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
@@ -33,9 +34,12 @@ def make_env(env, env_config: dict | None = None) -> MultiAgentEnv:
 
     if _global_registry.contains(ENV_CREATOR, env):
         return _global_registry.get(ENV_CREATOR, env)(config)
+    close = difflib.get_close_matches(str(env), creators, n=5, cutoff=0.6)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ValueError(
-        f"Unknown env {env!r}. rllib-seac knows {', '.join(env_names())}; other "
-        "envs can be registered with ray.tune.register_env(name, creator)."
+        f"Unknown env {env!r}.{hint} rllib-seac knows {len(creators)} names "
+        "(rllib_seac.env_names() lists them; e.g. rware-tiny-2ag-v2); other envs can "
+        "be registered with ray.tune.register_env(name, creator)."
     )
 
 

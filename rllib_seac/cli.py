@@ -1,0 +1,214 @@
+"""`rllib` / `rllib-seac` command line: run classic RLlib tuned-example YAML files with SEAC.
+
+rllib train file tuned_configs/rware.yaml [--stop JSON] [--storage-path DIR] [-v]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPPORTED_RUNS = ("SEAC",)
+ENTRY_KEYS = ("run", "env", "stop", "config")
+# update_from_dict keys that are not attribute names (others go through _translate_special_keys).
+CONFIG_ALIASES = {"multiagent"}
+STEPS_KEY = "num_env_steps_sampled_lifetime"
+EXAMPLE_STOP = '{"training_iteration": 1}'
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line on stderr, exit code 2."""
+
+
+@dataclass
+class Experiment:
+    name: str
+    env: str
+    stop: dict
+    config: dict  # Plain settings.
+    grid: dict  # Setting -> values of its `grid_search`.
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"rllib: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rllib", description="SEAC on Ray RLlib.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser("train", help="Train an algorithm.")
+    sources = train.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    file = sources.add_parser("file", help="Run the experiments of a tuned-example YAML file.")
+    file.add_argument("path", help="YAML file: {name: {run: SEAC, env, stop, config}, ...}.")
+    file.add_argument(
+        "--stop", help=f"JSON stop criteria replacing the file's, e.g. '{EXAMPLE_STOP}'."
+    )
+    file.add_argument("--storage-path", default="results", help="Results directory (./results).")
+    file.add_argument("--dry-run", action="store_true", help="Check the file and print it, no run.")
+    file.add_argument("-v", "--verbose", action="store_true", help="Print each iteration's result.")
+    file.set_defaults(func=_train_file)
+    return parser
+
+
+def _train_file(args) -> int:
+    experiments = _load_experiments(Path(args.path), _parse_stop(args.stop))
+    # Imported here so `--help` and file errors stay fast.
+    import rllib_seac
+
+    rllib_seac.register()
+    for exp in experiments:
+        _validate(exp)
+    if args.dry_run:
+        for exp in experiments:
+            print(f"{exp.name}: env={exp.env} stop={exp.stop} config={exp.config} grid={exp.grid}")
+        return 0
+    storage = Path(args.storage_path).resolve()
+    failed = sum(_run(exp, storage, args.verbose) for exp in experiments)
+    return 1 if failed else 0
+
+
+def _parse_stop(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        stop = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--stop is not valid JSON ({e}): {text}") from None
+    if not isinstance(stop, dict):
+        raise UsageError(f"--stop must be a JSON object like '{EXAMPLE_STOP}', got {text}")
+    _check_stop(stop, "--stop")
+    return stop
+
+
+def _check_stop(stop: dict, where: str) -> None:
+    # Tune wants flat keys ("env_runners/episode_return_mean") with number values.
+    for key, value in stop.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            hint = "nest keys as 'a/b'" if isinstance(value, dict) else "e.g. 100"
+            raise UsageError(f"{where}: {key!r} must be a number, got {value!r} ({hint}).")
+
+
+def _load_experiments(path: Path, stop_override: dict | None) -> list[Experiment]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or e
+        raise UsageError(f"{path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict) or not data:
+        raise UsageError(f"{path} must map experiment names to {{run, env, stop, config}}.")
+    return [_experiment(str(name), entry, stop_override) for name, entry in data.items()]
+
+
+def _experiment(name: str, entry, stop_override: dict | None) -> Experiment:
+    def fail(msg):
+        raise UsageError(f"experiment {name!r}: {msg}")
+
+    if not isinstance(entry, dict):
+        fail("must be a mapping with keys run, env, stop, config.")
+    if unknown := sorted(set(entry) - set(ENTRY_KEYS)):
+        fail(f"unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(ENTRY_KEYS)}.")
+    if "run" not in entry:
+        fail("missing 'run' (the algorithm, e.g. run: SEAC).")
+    if entry["run"] not in SUPPORTED_RUNS:
+        supported = ", ".join(SUPPORTED_RUNS)
+        fail(f"run: {entry['run']} is not supported; supported algorithms: {supported}.")
+    if not entry.get("env"):
+        fail("missing 'env' (e.g. env: rware-tiny-2ag-v2).")
+    stop = stop_override if stop_override is not None else entry.get("stop") or {}
+    config = entry.get("config") or {}
+    if not isinstance(stop, dict) or not isinstance(config, dict):
+        fail("'stop' and 'config' must be mappings.")
+    if stop_override is None:
+        _check_stop(stop, f"experiment {name!r}: stop")
+    plain, grid = {}, {}
+    for key, value in config.items():
+        if isinstance(value, dict) and "grid_search" in value:
+            if not isinstance(value["grid_search"], list) or not value["grid_search"]:
+                fail(f"config.{key}: grid_search needs a non-empty list of values.")
+            grid[key] = value["grid_search"]
+        else:
+            plain[key] = value
+    return Experiment(name, entry["env"], stop, plain, grid)
+
+
+def _build_config(exp: Experiment, overrides: dict | None = None):
+    from rllib_seac import SEACConfig
+
+    return SEACConfig().environment(exp.env).update_from_dict({**exp.config, **(overrides or {})})
+
+
+def _validate(exp: Experiment) -> None:
+    """Fails before Ray starts trials: unknown keys, and every grid value checked
+    on its own (the other grid settings at their first value)."""
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    from rllib_seac import SEACConfig
+
+    # update_from_dict sets even unknown attributes, so a typo would be silently ignored.
+    defaults = SEACConfig()
+    for key in [*exp.config, *exp.grid]:
+        attr = AlgorithmConfig._translate_special_keys(str(key), warn_deprecated=False)
+        if key not in CONFIG_ALIASES and not hasattr(defaults, attr):
+            raise UsageError(f"experiment {exp.name!r}: unknown config key {key!r}.")
+    first = {key: values[0] for key, values in exp.grid.items()}
+    points = [first] + [{**first, k: v} for k, values in exp.grid.items() for v in values[1:]]
+    for point in points:
+        try:
+            _build_config(exp, point).validate()
+        # SEACConfigError, AlgorithmConfig's own checks, wrong types, env creation.
+        except (ValueError, TypeError) as e:
+            where = f" (with {point})" if point else ""
+            raise UsageError(f"experiment {exp.name!r}{where}: {e}") from None
+
+
+def _run(exp: Experiment, storage: Path, verbose: bool) -> int:
+    """Runs one experiment through Tune; returns the number of errored trials."""
+    from ray import tune
+
+    # Only the file's settings: SEAC fills in its defaults, and Tune's trial
+    # table stays short.
+    param_space = {"env": exp.env, **exp.config}
+    param_space.update({key: tune.grid_search(values) for key, values in exp.grid.items()})
+    run_config = tune.RunConfig(
+        name=exp.name,
+        storage_path=str(storage),
+        stop=exp.stop,
+        checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True),
+        # Ray 2.60's output engine ignores `progress_reporter`; it shows SEAC's
+        # `_progress_metrics` (return mean, env steps) per trial, each iteration at 2.
+        verbose=2 if verbose else 1,
+    )
+    results = tune.Tuner("SEAC", param_space=param_space, run_config=run_config).fit()
+    _print_summary(exp.name, results)
+    return results.num_errors
+
+
+def _print_summary(name: str, results) -> None:
+    print(f"\n{name}: results in {results.experiment_path}")
+    for result in results:
+        metrics = result.metrics or {}
+        ret = metrics.get("env_runners", {}).get("episode_return_mean")
+        status = f"ERROR {type(result.error).__name__}" if result.error else "ok"
+        ret_text = "n/a" if ret is None else f"{ret:.2f}"
+        print(
+            f"  {Path(result.path).name}: {status}, episode_return_mean={ret_text}, "
+            f"env_steps={metrics.get(STEPS_KEY, 0):.0f}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
