@@ -20,6 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rllib_seac import SEACConfig  # noqa: E402
 
 
+def rolling_mean(values: list[float], window: int) -> list[float]:
+    return [
+        sum(values[max(0, i - window + 1) : i + 1]) / min(i + 1, window) for i in range(len(values))
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="rware-tiny-2ag-v2")
@@ -48,6 +54,7 @@ def main() -> None:
             {
                 "iteration": result["training_iteration"],
                 "env_steps": int(runners["num_env_steps_sampled_lifetime"]),
+                # Mean over the episodes that ended this iteration (4 of 500 steps).
                 "episode_return_mean": runners.get("episode_return_mean", float("nan")),
                 "seconds": round(elapsed, 1),
             }
@@ -66,8 +73,12 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    steps = [r["env_steps"] for r in rows]
+    returns = [r["episode_return_mean"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["env_steps"] for r in rows], [r["episode_return_mean"] for r in rows])
+    ax.plot(steps, returns, alpha=0.35, label="per iteration")
+    ax.plot(steps, rolling_mean(returns, 10), label="mean of the last 10 iterations")
+    ax.legend(loc="upper left")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return (sum over agents)")
     ax.set_title(f"SEAC on {args.env}")

@@ -92,8 +92,31 @@ class SEACTorchLearner(TorchLearner):
         bonus = losses.entropy_bonus(entropy, self._own)
         total = losses.total_loss(policy, value, bonus, cfg.vf_loss_coeff, cfg.entropy_coeff)
 
+        if not torch.isfinite(total).all():
+            terms = {"policy_loss": policy.detach(), "value_loss": value.detach()}
+            self._raise_non_finite(data, terms)
         self._log_loss_metrics(policy, value, bonus, is_weights)
         return {mid: total[m] for m, mid in enumerate(self._module_ids)}
+
+    def _raise_non_finite(self, data, terms) -> None:
+        """Stops before the optimiser step, naming the module, the term and the cause."""
+        agents = self.config.agent_ids
+        causes = [
+            f"{col} of {agents[k]}"
+            for col in (REWARDS, OBS, NEXT_OBS)
+            for k in range(len(agents))
+            if not torch.isfinite(data[col][k]).all()
+        ]
+        bad = [
+            f"{name} of {mid} = {values[m].item():.4g}"
+            for name, values in terms.items()
+            for m, mid in enumerate(self._module_ids)
+            if not torch.isfinite(values[m])
+        ]
+        raise FloatingPointError(
+            f"SEAC stopped before updating the weights: {', '.join(bad) or 'the entropy'} "
+            f"is not finite. Non-finite inputs: {', '.join(causes) or 'none'}."
+        )
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         raise NotImplementedError(
