@@ -55,7 +55,7 @@ class SEACTorchLearner(TorchLearner):
         params = self.get_parameters(self._module[module_id])
         self.register_optimizer(
             module_id=module_id,
-            optimizer=torch.optim.Adam(params, eps=config.adam_eps, foreach=True),
+            optimizer=torch.optim.Adam(params, eps=config.adam_eps, fused=True),
             params=params,
             lr_or_lr_schedule=config.lr,
         )
