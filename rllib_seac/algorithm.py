@@ -25,6 +25,8 @@ class SEAC(Algorithm):
     the env runners before the next rollout, so the own-data term stays on-policy.
     """
 
+    _rollouts_in_flight = False
+
     @classmethod
     def get_default_config(cls):
         from rllib_seac.config import SEACConfig
@@ -64,17 +66,27 @@ class SEAC(Algorithm):
             # instead of RLlib's round trip through numpy state dicts.
             self.env_runner.copy_weights_from(self.learner_group._learner.module)
         else:
+            # With overlap_sampling the new weights queue behind the rollout in
+            # flight (Ray runs an actor's calls in order), so the next rollout
+            # uses them; otherwise wait until every runner has them.
             group.sync_weights(
                 from_worker_or_learner_group=self.learner_group,
                 inference_only=True,
-                timeout_seconds=None,
+                timeout_seconds=0.0 if self.config.overlap_sampling else None,
             )
 
     def _sample(self) -> list[dict]:
         group = self.env_runner_group
         if group.num_remote_env_runners() == 0:
             return [self.env_runner.sample()]
-        return group.foreach_env_runner(lambda runner: runner.sample(), local_env_runner=False)
+        if not self.config.overlap_sampling:
+            return group.foreach_env_runner("sample", local_env_runner=False)
+        if not self._rollouts_in_flight:
+            group.foreach_env_runner_async("sample", tag="sample")
+        ready = group.fetch_ready_async_reqs(tags="sample", timeout_seconds=None)
+        # The runners step the next rollout while the learner uses this one.
+        self._rollouts_in_flight = group.foreach_env_runner_async("sample", tag="sample") > 0
+        return [rollout for _, rollout in ready]
 
     def _env_runner_metrics(self) -> list:
         group = self.env_runner_group

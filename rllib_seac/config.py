@@ -63,6 +63,7 @@ class SEACConfig(AlgorithmConfig):
         self.shared_policy = False
         # A2C updates (one gradient step per n-step batch each) per `train()`.
         self.updates_per_iteration = 100
+        self.overlap_sampling = False
         self.hidden_sizes = [64, 64]
         # Filled in by `validate()` from the env when left None.
         self.agent_ids = None
@@ -87,6 +88,7 @@ class SEACConfig(AlgorithmConfig):
         vf_loss_coeff: float = NotProvided,
         adam_eps: float = NotProvided,
         updates_per_iteration: int = NotProvided,
+        overlap_sampling: bool = NotProvided,
         hidden_sizes: list[int] = NotProvided,
         **kwargs,
     ) -> SEACConfig:
@@ -105,6 +107,12 @@ class SEACConfig(AlgorithmConfig):
             entropy_coeff, vf_loss_coeff: Weights of the entropy bonus and value loss.
             adam_eps: Adam's epsilon.
             updates_per_iteration: Gradient steps per `train()` call.
+            overlap_sampling: With remote env runners, let them step the next
+                rollout while the learner updates on the current one. Uses both
+                cores, at the price of rollouts one update old: the IS weights of
+                other agents' data stay exact (they use the recorded behaviour
+                log-probs); an agent's own data is then treated as on-policy
+                although its policy has moved one step. Off: exact A2C.
             hidden_sizes: Hidden layers of both the actor and the critic MLP.
         """
         super().training(**kwargs)
@@ -118,6 +126,7 @@ class SEACConfig(AlgorithmConfig):
             vf_loss_coeff=vf_loss_coeff,
             adam_eps=adam_eps,
             updates_per_iteration=updates_per_iteration,
+            overlap_sampling=overlap_sampling,
             hidden_sizes=hidden_sizes,
         ).items():
             if value is not NotProvided:

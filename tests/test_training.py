@@ -73,17 +73,23 @@ def test_checkpoint_restores_weights_and_counters(tmp_path):
         restored.stop()
 
 
-def test_remote_env_runners_sample_for_the_learner():
+@pytest.mark.parametrize("overlap_sampling", [False, True])
+def test_remote_env_runners_sample_for_the_learner(overlap_sampling):
     config = (
         SEACConfig()
         .environment(RWARE)
-        .training(updates_per_iteration=UPDATES)
+        .training(updates_per_iteration=UPDATES, overlap_sampling=overlap_sampling)
         .env_runners(num_env_runners=2, num_envs_per_env_runner=2)
     )
     algo = config.build_algo()
     try:
-        result = algo.train()
+        first = algo.train()
+        second = algo.train()
     finally:
         algo.stop()
-    assert result["env_runners"]["num_env_steps_sampled_lifetime"] == UPDATES * 2 * 2 * 5
-    assert np.isfinite(result["learners"]["agent_0"]["policy_loss"])
+    # Each update consumes one rollout of 2 runners x 2 envs x 5 steps; with
+    # overlap one more rollout is in flight and lands in the next iteration.
+    steps = [r["env_runners"]["num_env_steps_sampled_lifetime"] for r in (first, second)]
+    extra = 20 if overlap_sampling else 0
+    assert steps == [UPDATES * 20 + extra, 2 * UPDATES * 20 + extra]
+    assert np.isfinite(second["learners"]["agent_0"]["policy_loss"])
