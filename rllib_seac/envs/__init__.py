@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import difflib
-from functools import partial
+from functools import cache, partial
 
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
+from rllib_seac.envs.lbf import LbfEnv, lbf_env_ids
+from rllib_seac.envs.pettingzoo import PettingZooParallelAdapter
+from rllib_seac.envs.predator_prey import PredatorPreyEnv
 from rllib_seac.envs.rware import RwareEnv, rware_env_ids
 from rllib_seac.envs.spaces import check_seac_spaces
 
-__all__ = ["RwareEnv", "check_seac_spaces", "env_names", "make_env", "register_envs"]
+__all__ = [
+    "LbfEnv",
+    "PettingZooParallelAdapter",
+    "PredatorPreyEnv",
+    "RwareEnv",
+    "check_seac_spaces",
+    "env_names",
+    "make_env",
+    "register_envs",
+]
 
 
+@cache  # the gymnasium registries are filled once, at import
 def _creators() -> dict:
-    return {env_id: partial(RwareEnv, env_id) for env_id in rware_env_ids()}
+    return {
+        **{env_id: partial(RwareEnv, env_id) for env_id in rware_env_ids()},
+        **{env_id: partial(LbfEnv, env_id) for env_id in lbf_env_ids()},
+        "predator-prey-sparse": PredatorPreyEnv,
+    }
 
 
 def env_names() -> list[str]:
@@ -38,14 +55,18 @@ def make_env(env, env_config: dict | None = None) -> MultiAgentEnv:
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ValueError(
         f"Unknown env {env!r}.{hint} rllib-seac knows {len(creators)} names "
-        "(rllib_seac.env_names() lists them; e.g. rware-tiny-2ag-v2); other envs can "
+        "(rllib_seac.env_names() lists them; e.g. rware-tiny-2ag-v2, "
+        "Foraging-8x8-2p-2f-coop-v3, predator-prey-sparse); other envs can "
         "be registered with ray.tune.register_env(name, creator)."
     )
 
 
-def register_envs() -> None:
-    """Registers this package's names with Ray, so any RLlib algorithm can use them."""
+def register_envs(names=None) -> None:
+    """Registers this package's names with Ray, so any RLlib algorithm can use them:
+    all of them, or those of `names` that are this package's (lbforaging alone has
+    about 2,000 ids, each a write to Ray's store)."""
     from ray.tune.registry import register_env
 
-    for name, creator in _creators().items():
-        register_env(name, lambda cfg, c=creator: c(dict(cfg)))
+    creators = _creators()
+    for name in creators if names is None else [n for n in names if n in creators]:
+        register_env(name, lambda cfg, c=creators[name]: c(dict(cfg)))

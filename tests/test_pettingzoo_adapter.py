@@ -1,0 +1,101 @@
+"""The PettingZoo adapter on real MPE envs (mpe2), SuperSuit's padding, and SEAC through it."""
+
+import numpy as np
+import pytest
+import supersuit
+from mpe2 import simple_spread_v3, simple_tag_v3
+from pettingzoo.utils.conversions import parallel_to_aec
+from ray.tune.registry import register_env
+
+from rllib_seac import SEACConfig, make_env
+from rllib_seac.envs import PettingZooParallelAdapter
+from rllib_seac.envs.pettingzoo import end_of_episode
+
+SPREAD_AGENTS = ["agent_0", "agent_1", "agent_2"]
+
+
+def test_spaces_reset_step_and_time_limit():
+    env = PettingZooParallelAdapter(simple_spread_v3.parallel_env(N=3, max_cycles=4))
+    assert env.possible_agents == SPREAD_AGENTS
+    obs, infos = env.reset(seed=0)
+    assert set(obs) == set(infos) == set(SPREAD_AGENTS)
+    for aid in SPREAD_AGENTS:
+        assert env.get_observation_space(aid).contains(obs[aid])
+        assert env.get_action_space(aid).n == 5
+    for step in range(1, 5):
+        obs, rewards, terminateds, truncateds, _ = env.step(dict.fromkeys(SPREAD_AGENTS, 0))
+        assert set(obs) == set(rewards) == set(SPREAD_AGENTS)
+        assert all(isinstance(r, float) for r in rewards.values())
+        assert set(terminateds) == set(truncateds) == {*SPREAD_AGENTS, "__all__"}
+        assert not any(terminateds.values())
+        assert all(truncateds[k] == (step == 4) for k in truncateds)
+
+
+def test_creator_with_env_config():
+    env = PettingZooParallelAdapter(simple_spread_v3.parallel_env, {"N": 2})
+    assert env.possible_agents == ["agent_0", "agent_1"]
+
+
+def test_mismatched_spaces_name_the_agents_and_spaces():
+    # simple_tag's prey sees 14 numbers, its predators 16.
+    with pytest.raises(ValueError) as error:
+        PettingZooParallelAdapter(simple_tag_v3.parallel_env())
+    message = str(error.value)
+    assert "SEAC needs identical observation spaces" in message
+    assert "adversary_0: Box(-inf, inf, (16,), float32)" in message
+    assert "agent_0: Box(-inf, inf, (14,), float32)" in message
+    # SuperSuit's padding makes them one space.
+    padded = PettingZooParallelAdapter(supersuit.pad_observations_v0(simple_tag_v3.parallel_env()))
+    obs, _ = padded.reset(seed=0)
+    assert {o.shape for o in obs.values()} == {(16,)}
+
+
+def test_untrained_agents_need_their_actions_and_aec_envs_are_refused():
+    with pytest.raises(ValueError, match=r"agents \['agent_0'\] are not trained"):
+        PettingZooParallelAdapter(
+            simple_tag_v3.parallel_env(), agents=["adversary_0", "adversary_1", "adversary_2"]
+        )
+    with pytest.raises(TypeError, match="aec_to_parallel"):
+        PettingZooParallelAdapter(parallel_to_aec(simple_spread_v3.parallel_env()))
+
+
+def test_episode_ends_for_all_when_any_agent_is_done():
+    agents = ["a", "b", "c"]
+    terminated, truncated = end_of_episode(
+        agents, {"a": False, "b": True, "c": False}, dict.fromkeys(agents, False)
+    )
+    assert terminated == {"a": False, "b": True, "c": False, "__all__": False}
+    assert truncated == {"a": True, "b": False, "c": True, "__all__": True}
+    terminated, truncated = end_of_episode(
+        agents, dict.fromkeys(agents, True), dict.fromkeys(agents, False)
+    )
+    assert terminated["__all__"] and not any(truncated.values())
+    terminated, truncated = end_of_episode(
+        agents, dict.fromkeys(agents, False), dict.fromkeys(agents, False)
+    )
+    assert not any(terminated.values()) and not any(truncated.values())
+
+
+def test_seac_trains_through_the_adapter_by_registered_name():
+    # RLlib's Algorithm takes an env class or a registered name, not a lambda.
+    register_env(
+        "test-spread", lambda cfg: PettingZooParallelAdapter(simple_spread_v3.parallel_env, cfg)
+    )
+    assert make_env("test-spread", {"N": 4}).possible_agents == [*SPREAD_AGENTS, "agent_3"]
+    config = (
+        SEACConfig()
+        .environment("test-spread", env_config={"N": 3, "max_cycles": 10})
+        .training(updates_per_iteration=6)
+        .debugging(seed=0)
+    )
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    # 6 updates x 4 envs x 5 steps, in episodes of 10 steps.
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] == 120
+    assert result["env_runners"]["episode_len_mean"] == 10
+    for aid in SPREAD_AGENTS:
+        assert np.isfinite(result["learners"][aid]["policy_loss"])
+        assert np.isfinite(result["learners"][aid]["is_weight_mean"])

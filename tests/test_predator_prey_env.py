@@ -1,0 +1,107 @@
+"""Sparse predator-prey against the real MPE simple_tag (mpe2)."""
+
+import numpy as np
+import pytest
+
+from rllib_seac import make_env
+from rllib_seac.envs.predator_prey import bound, flee_action
+
+PREDATORS = ["adversary_0", "adversary_1", "adversary_2"]
+NOOP, LEFT, RIGHT, UP = 0, 1, 2, 4
+
+
+def test_spaces_reset_and_step_contract():
+    env = make_env("predator-prey-sparse")
+    assert env.possible_agents == PREDATORS
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == set(PREDATORS)
+    for aid in PREDATORS:
+        assert env.get_observation_space(aid).shape == (16,)
+        assert env.get_observation_space(aid).contains(obs[aid])
+        assert env.get_action_space(aid).n == 5
+    obs, rewards, terminateds, truncateds, _ = env.step(dict.fromkeys(PREDATORS, NOOP))
+    assert set(obs) == set(rewards) == set(PREDATORS)
+    assert set(terminateds) == set(truncateds) == {*PREDATORS, "__all__"}
+
+
+def test_config_keys():
+    env = make_env("predator-prey-sparse", {"num_predators": 4, "num_obstacles": 0})
+    assert env.possible_agents == [*PREDATORS, "adversary_3"]
+    with pytest.raises(ValueError, match="num_predators must be >= 2"):
+        make_env("predator-prey-sparse", {"num_predators": 1})
+    with pytest.raises(ValueError, match=r"Unknown predator-prey config key\(s\) \['predators'\]"):
+        make_env("predator-prey-sparse", {"predators": 3})
+
+
+def test_episode_length_is_a_truncation():
+    env = make_env("predator-prey-sparse", {"max_cycles": 6})
+    env.reset(seed=1)
+    for step in range(1, 7):
+        _, _, terminateds, truncateds, _ = env.step(dict.fromkeys(PREDATORS, NOOP))
+        assert not terminateds["__all__"] and not terminateds["adversary_0"]
+        assert truncateds["__all__"] == truncateds["adversary_2"] == (step == 6)
+
+
+@pytest.fixture
+def placed_env():
+    """The env and a function that places prey and predators, at rest, in the MPE world.
+
+    MPE moves an entity by its velocity before applying the step's forces, so one step
+    from rest leaves the placed positions unchanged."""
+    env = make_env("predator-prey-sparse")
+    env.reset(seed=0)
+    world = env.env.unwrapped.world
+    for landmark, pos in zip(world.landmarks, [(-0.8, 0.8), (0.8, -0.8)]):
+        landmark.state.p_pos = np.array(pos)
+
+    def place(prey, *predators):
+        for agent, pos in zip([env._prey, *env._predators], [prey, *predators]):
+            agent.state.p_pos = np.array(pos, dtype=float)
+            agent.state.p_vel = np.zeros(2)
+        _, rewards, _, _, _ = env.step(dict.fromkeys(PREDATORS, NOOP))
+        return [rewards[aid] for aid in PREDATORS]
+
+    return place
+
+
+def test_reward_needs_two_predators_touching_the_prey(placed_env):
+    # Touching: closer than predator size + prey size = 0.125.
+    assert placed_env((0, 0), (0.5, 0.5), (-0.5, 0.5), (0.5, -0.5)) == [0, 0, 0]
+    assert placed_env((0, 0), (0.1, 0), (-0.5, 0.5), (0.5, -0.5)) == [0, 0, 0]
+    assert placed_env((0, 0), (0.1, 0), (-0.1, 0), (0.5, -0.5)) == [1, 1, 1]
+    assert placed_env((0, 0), (0.1, 0), (-0.1, 0), (0, 0.1)) == [1, 1, 1]
+    # Near but not touching.
+    assert placed_env((0, 0), (0.13, 0), (-0.13, 0), (0.5, -0.5)) == [0, 0, 0]
+
+
+def test_predators_out_of_bounds_are_penalised(placed_env):
+    rewards = placed_env((0, 0), (0.1, 0), (-0.1, 0), (1.2, 0.95))
+    # MPE's bound: exp(2x - 2) beyond 1, 10 (x - 0.9) between 0.9 and 1.
+    assert rewards == [1, 1, pytest.approx(1 - (np.exp(0.4) + 0.5))]
+
+
+def test_penalty_is_mpes_bound_of_the_prey():
+    env = make_env("predator-prey-sparse")
+    env.reset(seed=0)
+    scenario, world, prey = env.env.unwrapped.scenario, env.env.unwrapped.world, env._prey
+    for pos in [(0.0, 0.5), (0.95, -0.2), (-1.3, 0.99), (3.0, -4.0)]:
+        prey.state.p_pos = np.array(pos)
+        for predator, far in zip(env._predators, [(9, 9), (-9, 9), (9, -9)]):
+            predator.state.p_pos = np.array(far, dtype=float)  # no collision penalty
+        assert bound(pos[0]) + bound(pos[1]) == pytest.approx(-scenario.agent_reward(prey, world))
+
+
+def test_prey_flees_the_nearest_predator_and_stays_in_the_arena():
+    assert flee_action([0.0, 0.0], [[0.1, 0.0], [-0.8, 0.0]]) == LEFT
+    assert flee_action([0.0, 0.0], [[-0.1, 0.0], [0.8, 0.0]]) == RIGHT
+    assert flee_action([0.0, 0.0], [[0.0, -0.1], [0.2, 0.8]]) == UP
+    # At the edge it turns back, even towards a distant predator.
+    assert flee_action([0.95, 0.0], [[0.5, 0.0]]) == LEFT
+    env = make_env("predator-prey-sparse")
+    env.reset(seed=2)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        _, _, _, truncateds, _ = env.step({aid: int(rng.integers(5)) for aid in PREDATORS})
+        assert np.abs(env._prey.state.p_pos).max() < 1.0
+        if truncateds["__all__"]:
+            env.reset()
