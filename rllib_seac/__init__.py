@@ -15,9 +15,10 @@ __all__ = [
 ]
 
 
-def register() -> None:
-    """Registers the "SEAC" trainable and this package's env names with Ray Tune."""
+def register(envs=None) -> None:
+    """Registers the "SEAC" trainable and this package's env names (all, or those
+    of `envs`) with Ray Tune."""
     from ray.tune.registry import register_trainable
 
     register_trainable("SEAC", SEAC)
-    register_envs()
+    register_envs(envs)

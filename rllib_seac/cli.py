@@ -1,6 +1,6 @@
 """`rllib` / `rllib-seac` command line: run classic RLlib tuned-example YAML files with SEAC.
 
-rllib train file tuned_configs/rware.yaml [--stop JSON] [--storage-path DIR] [-v]
+rllib train file tuned_configs/rware.yaml [--stop JSON] [--config JSON] [--storage-path DIR] [-v]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ ENTRY_KEYS = ("run", "env", "stop", "config")
 CONFIG_ALIASES = {"multiagent"}
 STEPS_KEY = "num_env_steps_sampled_lifetime"
 EXAMPLE_STOP = '{"training_iteration": 1}'
+EXAMPLE_CONFIG = '{"updates_per_iteration": 2}'
 
 
 class UsageError(Exception):
@@ -51,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     file.add_argument(
         "--stop", help=f"JSON stop criteria replacing the file's, e.g. '{EXAMPLE_STOP}'."
     )
+    file.add_argument(
+        "--config",
+        help="JSON settings merged into each experiment's config (replacing the file's "
+        f"value of each key given), e.g. '{EXAMPLE_CONFIG}'.",
+    )
     file.add_argument("--storage-path", default="results", help="Results directory (./results).")
     file.add_argument("--dry-run", action="store_true", help="Check the file and print it, no run.")
     file.add_argument("-v", "--verbose", action="store_true", help="Print each iteration's result.")
@@ -59,11 +65,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train_file(args) -> int:
-    experiments = _load_experiments(Path(args.path), _parse_stop(args.stop))
+    experiments = _load_experiments(
+        Path(args.path),
+        _parse_stop(args.stop),
+        _parse_json_object(args.config, "--config", EXAMPLE_CONFIG),
+    )
     # Imported here so `--help` and file errors stay fast.
     import rllib_seac
 
-    rllib_seac.register()
+    rllib_seac.register({exp.env for exp in experiments})
     for exp in experiments:
         _validate(exp)
     if args.dry_run:
@@ -76,16 +86,22 @@ def _train_file(args) -> int:
 
 
 def _parse_stop(text: str | None) -> dict | None:
+    stop = _parse_json_object(text, "--stop", EXAMPLE_STOP)
+    if stop is not None:
+        _check_stop(stop, "--stop")
+    return stop
+
+
+def _parse_json_object(text: str | None, option: str, example: str) -> dict | None:
     if text is None:
         return None
     try:
-        stop = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"--stop is not valid JSON ({e}): {text}") from None
-    if not isinstance(stop, dict):
-        raise UsageError(f"--stop must be a JSON object like '{EXAMPLE_STOP}', got {text}")
-    _check_stop(stop, "--stop")
-    return stop
+        raise UsageError(f"{option} is not valid JSON ({e}): {text}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object like '{example}', got {text}")
+    return value
 
 
 def _check_stop(stop: dict, where: str) -> None:
@@ -96,7 +112,9 @@ def _check_stop(stop: dict, where: str) -> None:
             raise UsageError(f"{where}: {key!r} must be a number, got {value!r} ({hint}).")
 
 
-def _load_experiments(path: Path, stop_override: dict | None) -> list[Experiment]:
+def _load_experiments(
+    path: Path, stop_override: dict | None, config_override: dict | None
+) -> list[Experiment]:
     import yaml
 
     try:
@@ -110,10 +128,15 @@ def _load_experiments(path: Path, stop_override: dict | None) -> list[Experiment
         raise UsageError(f"{path} is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict) or not data:
         raise UsageError(f"{path} must map experiment names to {{run, env, stop, config}}.")
-    return [_experiment(str(name), entry, stop_override) for name, entry in data.items()]
+    return [
+        _experiment(str(name), entry, stop_override, config_override)
+        for name, entry in data.items()
+    ]
 
 
-def _experiment(name: str, entry, stop_override: dict | None) -> Experiment:
+def _experiment(
+    name: str, entry, stop_override: dict | None, config_override: dict | None
+) -> Experiment:
     def fail(msg):
         raise UsageError(f"experiment {name!r}: {msg}")
 
@@ -132,6 +155,8 @@ def _experiment(name: str, entry, stop_override: dict | None) -> Experiment:
     config = entry.get("config") or {}
     if not isinstance(stop, dict) or not isinstance(config, dict):
         fail("'stop' and 'config' must be mappings.")
+    # Merged before the grid split, so --config can also replace or add a grid_search.
+    config = {**config, **(config_override or {})}
     if stop_override is None:
         _check_stop(stop, f"experiment {name!r}: stop")
     plain, grid = {}, {}

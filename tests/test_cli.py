@@ -76,6 +76,33 @@ def test_aliases_and_grid_pass_dry_run(tmp_path, capsys):
     assert "grid={'seac_lambda': [0.0, 1.0]}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("{bad", "--config is not valid JSON"),
+        ("[1]", "--config must be a JSON object"),
+        ('{"seac_lamda": 1.0}', "unknown config key 'seac_lamda'"),
+        ('{"seac_lambda": -1.0}', "seac_lambda must be a number >= 0"),
+    ],
+)
+def test_bad_config_json(capsys, config, message):
+    assert main(["train", "file", str(RWARE_YAML), "--config", config, "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_json_is_merged_into_each_experiment(tmp_path, capsys):
+    text = experiment("{lr: 0.001, seac_lambda: {grid_search: [0.0, 1.0]}}")
+    text += text.replace("x:", "y:", 1)
+    overrides = '{"seac_lambda": 0.5, "updates_per_iteration": 2}'
+    args = ["train", "file", write_yaml(tmp_path, text), "--config", overrides, "--dry-run"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        # The file's lr stays, --config's keys replace the file's (its grid too).
+        assert "'lr': 0.001, 'seac_lambda': 0.5, 'updates_per_iteration': 2} grid={}" in line
+
+
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
