@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import ray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (
@@ -14,6 +15,8 @@ from ray.rllib.utils.metrics import (
     SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
 )
+
+from rllib_seac.rl_module import flat_parameters
 
 
 class SEAC(Algorithm):
@@ -61,31 +64,35 @@ class SEAC(Algorithm):
 
     def _sync_weights(self) -> None:
         group = self.env_runner_group
-        if group.num_remote_env_runners() == 0 and self.learner_group.is_local:
-            # Learner and env runner share this process: copy tensors in place
-            # instead of RLlib's round trip through numpy state dicts.
-            self.env_runner.copy_weights_from(self.learner_group._learner.module)
-        else:
-            # With overlap_sampling the new weights queue behind the rollout in
-            # flight (Ray runs an actor's calls in order), so the next rollout
-            # uses them; otherwise wait until every runner has them.
+        if not self.learner_group.is_local:
             group.sync_weights(
                 from_worker_or_learner_group=self.learner_group,
                 inference_only=True,
-                timeout_seconds=0.0 if self.config.overlap_sampling else None,
+                timeout_seconds=None,
             )
+        elif group.num_remote_env_runners() == 0:
+            # Learner and env runner share this process: copy tensors in place
+            # instead of RLlib's round trip through numpy state dicts.
+            self.env_runner.copy_weights_from(self.learner_group._learner.module)
+        # Otherwise the weights go out with the next rollout request (`_sample`).
 
     def _sample(self) -> list[dict]:
         group = self.env_runner_group
         if group.num_remote_env_runners() == 0:
             return [self.env_runner.sample()]
+        kwargs = {}
+        if self.learner_group.is_local:
+            module = self.learner_group._learner.module
+            kwargs["weights"] = ray.put(flat_parameters(module).numpy())
         if not self.config.overlap_sampling:
-            return group.foreach_env_runner("sample", local_env_runner=False)
+            return group.foreach_env_runner("sample", kwargs=kwargs, local_env_runner=False)
         if not self._rollouts_in_flight:
-            group.foreach_env_runner_async("sample", tag="sample")
+            group.foreach_env_runner_async("sample", tag="sample", kwargs=kwargs)
         ready = group.fetch_ready_async_reqs(tags="sample", timeout_seconds=None)
-        # The runners step the next rollout while the learner uses this one.
-        self._rollouts_in_flight = group.foreach_env_runner_async("sample", tag="sample") > 0
+        # The runners step the next rollout, with the weights from before this
+        # update, while the learner uses the current one.
+        sent = group.foreach_env_runner_async("sample", tag="sample", kwargs=kwargs)
+        self._rollouts_in_flight = sent > 0
         return [rollout for _, rollout in ready]
 
     def _env_runner_metrics(self) -> list:

@@ -72,6 +72,10 @@ class SEACConfig(AlgorithmConfig):
 
         self.env_runner_cls = SEACEnvRunner
         self.rollout_fragment_length = self.n_steps
+        # The learner checks each agent's gradient norm for NaN/inf and stops with
+        # a message (SEACTorchLearner.postprocess_gradients_for_module); RLlib's
+        # own check scans each parameter twice per step and skips the update.
+        self.torch_skip_nan_gradients = True
         # SEAC's env runners have no connector pipelines to merge or broadcast.
         self.merge_env_runner_states = False
         self.broadcast_env_runner_states = False

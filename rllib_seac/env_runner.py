@@ -41,7 +41,7 @@ from rllib_seac.learner import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.rl_module import stack_mlps, stacked_forward
+from rllib_seac.rl_module import load_flat_parameters, stack_mlps, stacked_forward
 
 
 class SEACEnvRunner(EnvRunner, Checkpointable):
@@ -123,8 +123,17 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         self._returns[e] = 0.0
         self._lengths[e] = 0
 
-    def sample(self, **kwargs) -> dict[str, dict[str, np.ndarray]]:
-        """One n-step rollout of every env: {module_id: {column: [A_m, E, T, ...]}}."""
+    def sample(
+        self, weights: np.ndarray | None = None, **kwargs
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """One n-step rollout of every env: {module_id: {column: [A_m, E, T, ...]}}.
+
+        `weights`, a `flat_parameters` vector, is loaded first: the learner sends
+        its latest weights with each rollout request.
+        """
+        if weights is not None:
+            load_flat_parameters(self.module, torch.from_numpy(weights))
+            self._actors = None
         n_agents, n_envs, n_steps = len(self.agent_ids), len(self.envs), self.config.n_steps
         if self._obs is None:
             self._obs = np.empty((n_agents, n_envs, *self._obs_space.shape), np.float32)

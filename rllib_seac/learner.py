@@ -50,6 +50,8 @@ class SEACTorchLearner(TorchLearner):
         self._owner = torch.tensor(owner)
         self._own = self._owner[self._streams] == torch.arange(len(streams))[:, None]
         self._shared_inputs = not own_only
+        self._has_other_data = bool((~self._own).any())
+        self._stats: dict = {}
 
     def configure_optimizers_for_module(self, module_id, config=None):
         params = self.get_parameters(self._module[module_id])
@@ -59,6 +61,26 @@ class SEACTorchLearner(TorchLearner):
             params=params,
             lr_or_lr_schedule=config.lr,
         )
+
+    def postprocess_gradients_for_module(self, *, module_id, config=None, module_gradients_dict):
+        """Clips agent i's gradients to global norm `grad_clip` (per agent, as in A2C).
+
+        One fused norm per module instead of RLlib's loop over tensors; the same
+        norm checks for NaN/inf, which stops training before any weight moves
+        (RLlib's own scans are off through `torch_skip_nan_gradients`).
+        """
+        grads = [g for g in module_gradients_dict.values() if g is not None]
+        if not grads:
+            return module_gradients_dict
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        if not torch.isfinite(norm):
+            raise FloatingPointError(
+                f"SEAC stopped before updating the weights: the gradient of {module_id} "
+                f"is not finite (global norm {norm.item()})."
+            )
+        if config.grad_clip is not None:
+            torch._foreach_mul_(grads, torch.clamp(config.grad_clip / (norm + 1e-6), max=1.0))
+        return module_gradients_dict
 
     def compute_losses(self, *, fwd_out, batch):
         cfg = self.config
@@ -95,7 +117,7 @@ class SEACTorchLearner(TorchLearner):
         if not torch.isfinite(total).all():
             terms = {"policy_loss": policy.detach(), "value_loss": value.detach()}
             self._raise_non_finite(data, terms)
-        self._log_loss_metrics(policy, value, bonus, is_weights)
+        self._accumulate_stats(policy, value, bonus, is_weights)
         return {mid: total[m] for m, mid in enumerate(self._module_ids)}
 
     def _raise_non_finite(self, data, terms) -> None:
@@ -156,14 +178,41 @@ class SEACTorchLearner(TorchLearner):
         n_steps = lead[-1]
         return logits, v[..., :n_steps], v[..., n_steps:]
 
-    def _log_loss_metrics(self, policy, value, entropy, is_weights) -> None:
-        others = ~self._own
-        for m, mid in enumerate(self._module_ids):
-            self.metrics.log_value((mid, "policy_loss"), policy[m].detach(), window=1)
-            self.metrics.log_value((mid, "value_loss"), value[m].detach(), window=1)
-            self.metrics.log_value((mid, "entropy"), entropy[m].detach(), window=1)
-            if others[m].any():
-                w = is_weights[m][others[m]]
-                self.metrics.log_value((mid, "is_weight_mean"), w.mean(), window=1)
-                self.metrics.log_value((mid, "is_weight_min"), w.min(), window=1)
-                self.metrics.log_value((mid, "is_weight_max"), w.max(), window=1)
+    def _accumulate_stats(self, policy, value, entropy, is_weights) -> None:
+        """Adds this step's per-module figures to the iteration's running stats.
+
+        A few tensor ops per step; `update` turns them into metrics only when
+        the metrics are reduced, so each reported figure covers every step
+        since the last report (the IS weights' min and max too).
+        """
+        means = [policy.detach(), value.detach(), entropy.detach()]
+        acc = self._stats
+        if self._has_other_data:
+            others = (~self._own)[:, :, None, None].expand_as(is_weights)
+            means.append((is_weights * others).sum((1, 2, 3)) / others.sum((1, 2, 3)))
+            low = is_weights.masked_fill(~others, float("inf")).amin((1, 2, 3))
+            high = is_weights.masked_fill(~others, float("-inf")).amax((1, 2, 3))
+            acc["min"] = low if "min" not in acc else torch.minimum(acc["min"], low)
+            acc["max"] = high if "max" not in acc else torch.maximum(acc["max"], high)
+        means = torch.stack(means)
+        acc["sum"] = means if "sum" not in acc else acc["sum"] + means
+        acc["steps"] = acc.get("steps", 0) + 1
+
+    def update(self, *args, _no_metrics_reduce: bool = False, **kwargs):
+        super().update(*args, _no_metrics_reduce=True, **kwargs)
+        if _no_metrics_reduce:
+            return None
+        self._log_stats()
+        return self.metrics.reduce()
+
+    def _log_stats(self) -> None:
+        acc, self._stats = self._stats, {}
+        if not acc:
+            return
+        names = ["policy_loss", "value_loss", "entropy", "is_weight_mean"]
+        columns = {name: row for name, row in zip(names, acc["sum"] / acc["steps"])}
+        if "min" in acc:
+            columns.update(is_weight_min=acc["min"], is_weight_max=acc["max"])
+        for name, row in columns.items():
+            for m, mid in enumerate(self._module_ids):
+                self.metrics.log_value((mid, name), row[m].item(), window=1)

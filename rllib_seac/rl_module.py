@@ -91,3 +91,24 @@ def stacked_forward(stacked: list, x: torch.Tensor) -> torch.Tensor:
         else:
             x = layer(x)
     return x
+
+
+def flat_parameters(multi_module) -> torch.Tensor:
+    """Every module's parameters as one vector (module ids sorted): one array to
+    ship to remote env runners per update instead of a nested state dict."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                p.reshape(-1)
+                for mid in sorted(multi_module.keys())
+                for p in multi_module[mid].parameters()
+            ]
+        )
+
+
+@torch.no_grad()
+def load_flat_parameters(multi_module, vector: torch.Tensor) -> None:
+    """Copies a `flat_parameters` vector back into same-shaped modules."""
+    params = [p for mid in sorted(multi_module.keys()) for p in multi_module[mid].parameters()]
+    chunks = torch.split(vector, [p.numel() for p in params])
+    torch._foreach_copy_(params, [c.view_as(p) for c, p in zip(chunks, params)])

@@ -13,6 +13,7 @@ import gymnasium as gym
 import pytest
 import torch
 import torch.nn.functional as F
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 from rllib_seac import SEACConfig
 from rllib_seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
@@ -226,10 +227,14 @@ def test_equal_policies_give_importance_weights_of_one():
     with torch.no_grad():  # behaviour log-probs from the (shared) policy itself
         for d in streams:
             d[BEHAVIOUR_LOGP] = log_prob_and_entropy(source.actor, d[OBS], d[ACTIONS])[0]
-    learner_losses(learner, streams)
-    for aid in agents:
+    batch = to_batch(streams, {aid: [k] for k, aid in enumerate(agents)})
+    results = learner.update(
+        batch=MultiAgentBatch({m: SampleBatch(b) for m, b in batch.items()}, env_steps=1),
+        timesteps={},
+    )
+    for aid in agents:  # the reported metrics, as they reach the result dict
         for stat in ("is_weight_min", "is_weight_max", "is_weight_mean"):
-            assert learner.metrics.peek((aid, stat)) == 1.0
+            assert results[aid][stat].peek() == 1.0
 
 
 @pytest.mark.parametrize("n_agents", [2, 3])
@@ -267,3 +272,32 @@ def test_non_finite_reward_stops_with_the_agent_and_term_named():
     msg = str(err.value)
     assert "before updating the weights" in msg
     assert "value_loss of agent_1 = nan" in msg and "rewards of agent_1" in msg
+
+
+def test_non_finite_gradient_stops_before_the_step():
+    learner, agents = make_learner(2)
+    module = learner.module[agents[1]]
+    before = [p.clone() for p in module.parameters()]
+    grads = {ref: torch.zeros_like(p) for ref, p in learner._params.items()}
+    first_param_of_agent_1 = learner.get_param_ref(next(module.parameters()))
+    grads[first_param_of_agent_1][0] = float("inf")
+    with pytest.raises(FloatingPointError, match="the gradient of agent_1 is not finite"):
+        learner.apply_gradients(learner.postprocess_gradients(grads))
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_each_agents_gradient_is_clipped_to_global_norm_half_on_its_own():
+    learner, agents = make_learner(2)
+    scale = {agents[0]: 3.0, agents[1]: 1e-4}  # agent_1's gradient is under the clip
+    grads = {}
+    for aid in agents:
+        for p in learner.module[aid].parameters():
+            grads[learner.get_param_ref(p)] = torch.full_like(p, scale[aid])
+    originals = {ref: g.clone() for ref, g in grads.items()}
+    clipped = learner.postprocess_gradients(grads)
+    for aid in agents:
+        refs = [learner.get_param_ref(p) for p in learner.module[aid].parameters()]
+        norm = torch.linalg.vector_norm(torch.cat([clipped[r].reshape(-1) for r in refs]))
+        before = torch.linalg.vector_norm(torch.cat([originals[r].reshape(-1) for r in refs]))
+        expected = min(before.item(), 0.5)
+        assert norm.item() == pytest.approx(expected, rel=1e-5), aid
