@@ -33,5 +33,7 @@ class LbfEnv(TupleAgentsEnv):
         super().__init__(ForagingEnv(**kwargs))
 
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
+        if not done:  # the common case, without a look at the field
+            return False, truncated
         all_food_collected = not self.env.field.any()
-        return done and all_food_collected, (done or truncated) and not all_food_collected
+        return all_food_collected, not all_food_collected
