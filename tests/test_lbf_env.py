@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rllib_seac import env_names, make_env
+from tests.env_contract import assert_reset_step_contract
 
 PAPER_TASKS = [
     "Foraging-10x10-3p-3f-v3",
@@ -23,15 +24,7 @@ def test_all_foraging_ids_are_known():
 def test_spaces_reset_and_step_contract():
     env = make_env("Foraging-15x15-3p-4f-v3")
     assert env.possible_agents == ["agent_0", "agent_1", "agent_2"]
-    obs, _ = env.reset(seed=0)
-    assert set(obs) == set(env.possible_agents)
-    for aid in env.possible_agents:
-        assert env.get_observation_space(aid).contains(obs[aid])
-        assert env.get_action_space(aid).n == 6
-    obs, rewards, terminateds, truncateds, _ = env.step(dict.fromkeys(env.possible_agents, NOOP))
-    assert set(obs) == set(rewards) == set(env.possible_agents)
-    assert set(terminateds) == set(truncateds) == {*env.possible_agents, "__all__"}
-    assert all(isinstance(r, float) for r in rewards.values())
+    assert_reset_step_contract(env, n_actions=6)
 
 
 def test_limit_is_a_config_key_and_a_truncation_not_a_terminal():

@@ -10,6 +10,7 @@ from ray.tune.registry import register_env
 from rllib_seac import SEACConfig, make_env
 from rllib_seac.envs import PettingZooParallelAdapter
 from rllib_seac.envs.pettingzoo import end_of_episode
+from tests.env_contract import assert_reset_step_contract
 
 SPREAD_AGENTS = ["agent_0", "agent_1", "agent_2"]
 
@@ -17,16 +18,11 @@ SPREAD_AGENTS = ["agent_0", "agent_1", "agent_2"]
 def test_spaces_reset_step_and_time_limit():
     env = PettingZooParallelAdapter(simple_spread_v3.parallel_env(N=3, max_cycles=4))
     assert env.possible_agents == SPREAD_AGENTS
-    obs, infos = env.reset(seed=0)
-    assert set(obs) == set(infos) == set(SPREAD_AGENTS)
-    for aid in SPREAD_AGENTS:
-        assert env.get_observation_space(aid).contains(obs[aid])
-        assert env.get_action_space(aid).n == 5
+    assert_reset_step_contract(env, n_actions=5)
+    _, infos = env.reset(seed=0)
+    assert set(infos) == set(SPREAD_AGENTS)
     for step in range(1, 5):
-        obs, rewards, terminateds, truncateds, _ = env.step(dict.fromkeys(SPREAD_AGENTS, 0))
-        assert set(obs) == set(rewards) == set(SPREAD_AGENTS)
-        assert all(isinstance(r, float) for r in rewards.values())
-        assert set(terminateds) == set(truncateds) == {*SPREAD_AGENTS, "__all__"}
+        _, _, terminateds, truncateds, _ = env.step(dict.fromkeys(SPREAD_AGENTS, 0))
         assert not any(terminateds.values())
         assert all(truncateds[k] == (step == 4) for k in truncateds)
 

@@ -5,6 +5,7 @@ import pytest
 
 from rllib_seac import make_env
 from rllib_seac.envs.predator_prey import bound, flee_action
+from tests.env_contract import assert_reset_step_contract
 
 PREDATORS = ["adversary_0", "adversary_1", "adversary_2"]
 NOOP, LEFT, RIGHT, UP = 0, 1, 2, 4
@@ -13,15 +14,8 @@ NOOP, LEFT, RIGHT, UP = 0, 1, 2, 4
 def test_spaces_reset_and_step_contract():
     env = make_env("predator-prey-sparse")
     assert env.possible_agents == PREDATORS
-    obs, _ = env.reset(seed=0)
-    assert set(obs) == set(PREDATORS)
-    for aid in PREDATORS:
-        assert env.get_observation_space(aid).shape == (16,)
-        assert env.get_observation_space(aid).contains(obs[aid])
-        assert env.get_action_space(aid).n == 5
-    obs, rewards, terminateds, truncateds, _ = env.step(dict.fromkeys(PREDATORS, NOOP))
-    assert set(obs) == set(rewards) == set(PREDATORS)
-    assert set(terminateds) == set(truncateds) == {*PREDATORS, "__all__"}
+    assert all(env.get_observation_space(aid).shape == (16,) for aid in PREDATORS)
+    assert_reset_step_contract(env, n_actions=5)
 
 
 def test_config_keys():

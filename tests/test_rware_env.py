@@ -3,6 +3,7 @@
 import numpy as np
 
 from rllib_seac import env_names, make_env
+from tests.env_contract import assert_reset_step_contract
 
 
 def test_all_rware_ids_are_known():
@@ -14,15 +15,7 @@ def test_all_rware_ids_are_known():
 def test_spaces_reset_and_step_contract():
     env = make_env("rware-tiny-4ag-v2")
     assert env.possible_agents == ["agent_0", "agent_1", "agent_2", "agent_3"]
-    obs, infos = env.reset(seed=0)
-    assert set(obs) == set(env.possible_agents)
-    for aid in env.possible_agents:
-        assert env.get_observation_space(aid).contains(obs[aid])
-        assert env.get_action_space(aid).n == 5
-    obs, rewards, terminateds, truncateds, infos = env.step(dict.fromkeys(env.possible_agents, 0))
-    assert set(obs) == set(rewards) == set(env.possible_agents)
-    assert set(terminateds) == set(truncateds) == {*env.possible_agents, "__all__"}
-    assert all(isinstance(r, float) for r in rewards.values())
+    assert_reset_step_contract(env, n_actions=5)
 
 
 def test_time_limit_is_a_truncation_not_a_terminal():
