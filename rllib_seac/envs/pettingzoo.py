@@ -23,7 +23,7 @@ def end_of_episode(agents: list, terminations: dict, truncations: dict) -> tuple
 
 
 class PettingZooParallelAdapter(MultiAgentEnv):
-    """A PettingZoo `ParallelEnv` (MPE, SISL, SMAC's PettingZoo interface, ...) for SEAC.
+    """A PettingZoo `ParallelEnv` (MPE, SISL, ...) as a MultiAgentEnv for SEAC.
 
     Args:
         env: A ParallelEnv, or a callable that makes one from the env config's items
