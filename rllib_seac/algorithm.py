@@ -36,6 +36,14 @@ class SEAC(Algorithm):
 
         return SEACConfig()
 
+    @staticmethod
+    def _get_env_id_and_creator(env_specifier, config):
+        # SEAC's env runners build envs with `rllib_seac.make_env`, which also
+        # takes a plain function of the env config; RLlib's lookup refuses those.
+        if callable(env_specifier) and not isinstance(env_specifier, type):
+            return None, env_specifier
+        return Algorithm._get_env_id_and_creator(env_specifier, config)
+
     def training_step(self) -> None:
         n_updates = self.config.updates_per_iteration
         for update in range(n_updates):

@@ -56,6 +56,8 @@ class SEACConfig(AlgorithmConfig):
         self.grad_clip_by = "global_norm"
         self.n_steps = 5
         self.num_envs_per_env_runner = 4
+        # Worker processes stepping each runner's envs (0: the runner's own process).
+        self.num_env_processes_per_env_runner = 0
         self.num_env_runners = 0
         self.seac_lambda = 1.0
         self.seac_target = "paper"
@@ -93,6 +95,7 @@ class SEACConfig(AlgorithmConfig):
         adam_eps: float = NotProvided,
         updates_per_iteration: int = NotProvided,
         overlap_sampling: bool = NotProvided,
+        num_env_processes_per_env_runner: int = NotProvided,
         hidden_sizes: list[int] = NotProvided,
         **kwargs,
     ) -> SEACConfig:
@@ -117,6 +120,9 @@ class SEACConfig(AlgorithmConfig):
                 other agents' data stay exact (they use the recorded behaviour
                 log-probs); an agent's own data is then treated as on-policy
                 although its policy has moved one step. Off: exact A2C.
+            num_env_processes_per_env_runner: Worker processes that step each env
+                runner's envs in parallel (0: step them in the runner's process).
+                The env must then be a name or a picklable class / function.
             hidden_sizes: Hidden layers of both the actor and the critic MLP.
         """
         super().training(**kwargs)
@@ -131,6 +137,7 @@ class SEACConfig(AlgorithmConfig):
             adam_eps=adam_eps,
             updates_per_iteration=updates_per_iteration,
             overlap_sampling=overlap_sampling,
+            num_env_processes_per_env_runner=num_env_processes_per_env_runner,
             hidden_sizes=hidden_sizes,
         ).items():
             if value is not NotProvided:
@@ -181,6 +188,12 @@ class SEACConfig(AlgorithmConfig):
             fail(
                 "updates_per_iteration must be an integer >= 1, got "
                 f"{self.updates_per_iteration!r}."
+            )
+        processes = self.num_env_processes_per_env_runner
+        if not isinstance(processes, int) or not 0 <= processes <= self.num_envs_per_env_runner:
+            fail(
+                "num_env_processes_per_env_runner must be an integer from 0 to "
+                f"num_envs_per_env_runner ({self.num_envs_per_env_runner}), got {processes!r}."
             )
         if self.num_envs_per_env_runner < 1:
             fail(f"num_envs_per_env_runner must be >= 1, got {self.num_envs_per_env_runner}.")

@@ -31,7 +31,7 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
-from rllib_seac.envs import check_seac_spaces, make_env
+from rllib_seac.env_batch import EnvBatch, SubprocessEnvBatch
 from rllib_seac.learner import (
     ACTIONS,
     BEHAVIOUR_LOGP,
@@ -51,7 +51,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         # synchronisation, and spin against the env and learner for the cores.
         torch.set_num_threads(1)
         self.spaces = kwargs.get("spaces") or {}
-        self.envs: list = []
+        self.envs = None
         self.module = None
         # A local runner beside remote ones samples nothing: it needs no envs.
         if (self.worker_index or 0) > 0 or self.config.num_env_runners == 0:
@@ -62,21 +62,24 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
     # --- set-up ---------------------------------------------------------------
     def make_env(self):
-        for env in self.envs:
-            env.close()
-        ctx = EnvContext(
-            dict(self.config.env_config),
+        if self.envs is not None:
+            self.envs.close()
+        config = self.config
+        env_config = EnvContext(
+            dict(config.env_config),
             worker_index=self.worker_index or 0,
-            num_workers=self.config.num_env_runners,
+            num_workers=config.num_env_runners,
         )
-        self.envs = [
-            make_env(self.config.env, ctx) for _ in range(self.config.num_envs_per_env_runner)
-        ]
-        self.agent_ids = list(self.envs[0].possible_agents)
-        self._obs_space, self._act_space = check_seac_spaces(self.envs[0])
+        n_envs, processes = config.num_envs_per_env_runner, config.num_env_processes_per_env_runner
+        if processes:
+            self.envs = SubprocessEnvBatch(config.env, env_config, n_envs, self._seed, processes)
+        else:
+            self.envs = EnvBatch(config.env, env_config, n_envs, self._seed)
+        self.agent_ids = self.envs.agent_ids
+        self._obs_space, self._act_space = self.envs.obs_space, self.envs.action_space
         self._obs = None
-        self._returns = np.zeros((len(self.envs), len(self.agent_ids)))
-        self._lengths = np.zeros(len(self.envs), dtype=np.int64)
+        self._returns = np.zeros((len(self.agent_ids), n_envs))
+        self._lengths = np.zeros(n_envs, dtype=np.int64)
 
     def make_module(self):
         spec = self.config.get_multi_rl_module_spec(spaces=self.get_spaces(), inference_only=True)
@@ -84,7 +87,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         self._actors = None
 
     def get_spaces(self):
-        if not self.envs:
+        if self.envs is None:
             return self.spaces
         return {
             INPUT_ENV_SPACES: (
@@ -98,7 +101,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         }
 
     def assert_healthy(self):
-        assert self.module is not None and (self.envs or self.worker_index == 0)
+        assert self.module is not None and (self.envs is not None or self.worker_index == 0)
 
     # --- sampling -------------------------------------------------------------
     @torch.no_grad()
@@ -114,15 +117,6 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         logp = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         return actions.numpy(), logp.numpy()
 
-    def _reset(self, e: int) -> None:
-        seed = None
-        if self._seed is not None and self._obs is None:
-            seed = self._seed * 1000 + e
-        obs, _ = self.envs[e].reset(seed=seed)
-        self._obs[:, e] = [obs[aid] for aid in self.agent_ids]
-        self._returns[e] = 0.0
-        self._lengths[e] = 0
-
     def sample(
         self, weights: np.ndarray | None = None, **kwargs
     ) -> dict[str, dict[str, np.ndarray]]:
@@ -134,11 +128,10 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         if weights is not None:
             load_flat_parameters(self.module, torch.from_numpy(weights))
             self._actors = None
-        n_agents, n_envs, n_steps = len(self.agent_ids), len(self.envs), self.config.n_steps
+        n_agents, n_envs = self._returns.shape
+        n_steps = self.config.n_steps
         if self._obs is None:
-            self._obs = np.empty((n_agents, n_envs, *self._obs_space.shape), np.float32)
-            for e in range(n_envs):
-                self._reset(e)
+            self._obs = self.envs.reset()
         shape = (n_agents, n_envs, n_steps)
         out = {
             OBS: np.empty((*shape, *self._obs_space.shape), np.float32),
@@ -154,27 +147,18 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             actions, logp = self._act(self._obs)
             out[ACTIONS][:, :, t] = actions
             out[BEHAVIOUR_LOGP][:, :, t] = logp
-            for e, env in enumerate(self.envs):
-                obs, rew, term, trunc, _ = env.step(
-                    {aid: actions[j, e] for j, aid in enumerate(self.agent_ids)}
-                )
-                for j, aid in enumerate(self.agent_ids):
-                    if aid not in obs:
-                        raise ValueError(
-                            f"SEAC needs every agent to act at every step, but {aid!r} "
-                            f"got no observation from env {self.config.env!r}."
-                        )
-                    out[NEXT_OBS][j, e, t] = obs[aid]
-                    out[REWARDS][j, e, t] = rew[aid]
-                    out[TERMINATEDS][j, e, t] = term.get(aid, term["__all__"])
-                    out[TRUNCATEDS][j, e, t] = trunc.get(aid, trunc["__all__"])
-                self._returns[e] += out[REWARDS][:, e, t]
-                self._lengths[e] += 1
-                if term["__all__"] or trunc["__all__"]:
-                    self._log_episode(e)
-                    self._reset(e)
-                else:
-                    self._obs[:, e] = out[NEXT_OBS][:, e, t]
+            step = self.envs.step(actions)
+            out[NEXT_OBS][:, :, t] = step["next_obs"]
+            out[REWARDS][:, :, t] = step["rewards"]
+            out[TERMINATEDS][:, :, t] = step["terminated"]
+            out[TRUNCATEDS][:, :, t] = step["truncated"]
+            self._returns += step["rewards"]
+            self._lengths += 1
+            for e in np.flatnonzero(step["ended"]):
+                self._log_episode(e)
+                self._returns[:, e] = 0.0
+                self._lengths[e] = 0
+            self._obs = step["obs"]
         steps = n_envs * n_steps
         self.num_env_steps_sampled_lifetime += steps
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, steps, reduce="sum")
@@ -196,13 +180,13 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
                 self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)
             ),
         )
-        total = float(self._returns[e].sum())
+        total = float(self._returns[:, e].sum())
         self.metrics.log_dict(
             {
                 EPISODE_RETURN_MEAN: total,
                 EPISODE_LEN_MEAN: int(self._lengths[e]),
                 EPISODE_AGENT_RETURN_MEAN: {
-                    aid: float(r) for aid, r in zip(self.agent_ids, self._returns[e])
+                    aid: float(r) for aid, r in zip(self.agent_ids, self._returns[:, e])
                 },
             },
             window=win,
@@ -259,5 +243,5 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         return [(COMPONENT_RL_MODULE, self.module)]
 
     def stop(self):
-        for env in self.envs:
-            env.close()
+        if self.envs is not None:
+            self.envs.close()

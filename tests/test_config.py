@@ -16,6 +16,7 @@ RWARE = "rware-tiny-2ag-v2"
         (dict(seac_target="critic_k"), "seac_target must be one of ('paper', 'reference')"),
         (dict(is_weight_clip=0), "is_weight_clip must be None or > 0"),
         (dict(updates_per_iteration=0), "updates_per_iteration must be an integer >= 1"),
+        (dict(num_env_processes_per_env_runner=5), "must be an integer from 0 to"),
     ],
 )
 def test_bad_training_settings(settings, message):

@@ -93,3 +93,19 @@ def test_remote_env_runners_sample_for_the_learner(overlap_sampling):
     extra = 20 if overlap_sampling else 0
     assert steps == [UPDATES * 20 + extra, 2 * UPDATES * 20 + extra]
     assert np.isfinite(second["learners"]["agent_0"]["policy_loss"])
+
+
+def test_env_given_as_a_function_of_the_env_config():
+    from rllib_seac import make_env
+
+    config = (
+        SEACConfig()
+        .environment(lambda cfg: make_env("rware-tiny-2ag-v2", cfg), env_config={"max_steps": 20})
+        .training(updates_per_iteration=UPDATES)
+    )
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    assert result["env_runners"]["episode_len_mean"] == 20

@@ -1,0 +1,136 @@
+"""A batch of envs of one task stepped together, seen as arrays [agents, envs, ...].
+
+`EnvBatch` steps its envs in the calling process. `SubprocessEnvBatch` splits them
+over worker processes that step in parallel (as A2C's SubprocVecEnv does), so one
+env runner can use several cores for the env, which dominates SEAC's time.
+Both reset an env as soon as its episode ends: `step` returns the final
+observation of the ended episode in `next_obs` and the first one of the new
+episode in `obs`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+
+from rllib_seac.envs import check_seac_spaces, make_env
+
+
+class EnvBatch:
+    def __init__(self, env, env_config, n_envs: int, seed: int | None, first_index: int = 0):
+        self.envs = [make_env(env, env_config) for _ in range(n_envs)]
+        self.agent_ids = list(self.envs[0].possible_agents)
+        self.obs_space, self.action_space = check_seac_spaces(self.envs[0])
+        self._env_name = env
+        self._seeds = [
+            None if seed is None else seed * 1000 + first_index + e for e in range(n_envs)
+        ]
+
+    def reset(self) -> np.ndarray:
+        """Starts every env's first episode; the seeds apply to this reset only."""
+        obs = np.empty((len(self.agent_ids), len(self.envs), *self.obs_space.shape), np.float32)
+        for e, (env, seed) in enumerate(zip(self.envs, self._seeds)):
+            obs[:, e] = self._stack(env.reset(seed=seed)[0])
+        return obs
+
+    def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """actions [N, E] -> next_obs and obs [N, E, D]; rewards, terminated and
+        truncated [N, E]; ended [E]."""
+        n_agents, n_envs = actions.shape
+        out = {
+            "next_obs": np.empty((n_agents, n_envs, *self.obs_space.shape), np.float32),
+            "rewards": np.empty((n_agents, n_envs), np.float32),
+            "terminated": np.empty((n_agents, n_envs), bool),
+            "truncated": np.empty((n_agents, n_envs), bool),
+            "ended": np.zeros(n_envs, bool),
+        }
+        out["obs"] = out["next_obs"].copy()
+        for e, env in enumerate(self.envs):
+            obs, rew, term, trunc, _ = env.step(
+                {aid: actions[j, e] for j, aid in enumerate(self.agent_ids)}
+            )
+            out["next_obs"][:, e] = self._stack(obs)
+            for j, aid in enumerate(self.agent_ids):
+                out["rewards"][j, e] = rew[aid]
+                out["terminated"][j, e] = term.get(aid, term["__all__"])
+                out["truncated"][j, e] = trunc.get(aid, trunc["__all__"])
+            if term["__all__"] or trunc["__all__"]:
+                out["ended"][e] = True
+                out["obs"][:, e] = self._stack(env.reset()[0])
+            else:
+                out["obs"][:, e] = out["next_obs"][:, e]
+        return out
+
+    def _stack(self, obs: dict) -> list:
+        missing = [aid for aid in self.agent_ids if aid not in obs]
+        if missing:
+            raise ValueError(
+                f"SEAC needs every agent to act at every step, but {missing} got no "
+                f"observation from env {self._env_name!r}."
+            )
+        return [obs[aid] for aid in self.agent_ids]
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _serve(conn, env, env_config, n_envs, seed, first_index) -> None:
+    """Worker process: owns an EnvBatch and answers (method, argument) requests."""
+    batch = EnvBatch(env, env_config, n_envs, seed, first_index)
+    conn.send((batch.agent_ids, batch.obs_space, batch.action_space))
+    while True:
+        method, arg = conn.recv()
+        if method == "close":
+            batch.close()
+            conn.close()
+            return
+        conn.send(batch.reset() if method == "reset" else batch.step(arg))
+
+
+class SubprocessEnvBatch:
+    """The same interface as EnvBatch, with the envs split over worker processes."""
+
+    def __init__(self, env, env_config, n_envs: int, seed: int | None, n_processes: int):
+        # fork: spawn and forkserver re-import the user's __main__ in each worker,
+        # which reruns an unguarded training script. The workers only step envs:
+        # they never touch the torch or Ray state the parent's threads hold.
+        ctx = mp.get_context("fork")
+        sizes = [len(part) for part in np.array_split(np.arange(n_envs), n_processes) if len(part)]
+        self._conns, self._procs, self._slices = [], [], []
+        start = 0
+        for size in sizes:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_serve, args=(child, env, dict(env_config), size, seed, start), daemon=True
+            )
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+            self._slices.append(slice(start, start + size))
+            start += size
+        self.agent_ids, self.obs_space, self.action_space = [c.recv() for c in self._conns][0]
+
+    def reset(self) -> np.ndarray:
+        for conn in self._conns:
+            conn.send(("reset", None))
+        return np.concatenate([conn.recv() for conn in self._conns], axis=1)
+
+    def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
+        for conn, part in zip(self._conns, self._slices):
+            conn.send(("step", actions[:, part]))
+        parts = [conn.recv() for conn in self._conns]
+        return {
+            k: np.concatenate([p[k] for p in parts], axis=-1 if k == "ended" else 1)
+            for k in parts[0]
+        }
+
+    def close(self) -> None:
+        for conn, proc in zip(self._conns, self._procs):
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=5)
