@@ -109,3 +109,25 @@ def test_env_given_as_a_function_of_the_env_config():
     finally:
         algo.stop()
     assert result["env_runners"]["episode_len_mean"] == 20
+
+
+def test_same_seed_same_config_gives_identical_runs():
+    def run():
+        algo = build()
+        try:
+            results = [algo.train() for _ in range(3)]
+            return [
+                (
+                    r["env_runners"].get("episode_return_mean"),
+                    r["learners"]["agent_0"]["policy_loss"],
+                    r["learners"]["agent_1"]["value_loss"],
+                    r["learners"]["agent_1"]["is_weight_max"],
+                )
+                for r in results
+            ], weights(algo, "agent_1")
+        finally:
+            algo.stop()
+
+    (first, first_weights), (second, second_weights) = run(), run()
+    assert first == second
+    assert all(torch.equal(first_weights[k], second_weights[k]) for k in first_weights)
