@@ -1,24 +1,25 @@
-"""End-to-end env steps/s of SEAC and IAC (sampling + learning), measured in one run.
+"""End-to-end env steps/s of SEAC (sampling + learning), measured in one run.
 
     python benchmarks/throughput.py [--env rware-tiny-2ag-v2] [--seconds 30] [--json]
+        [--num-env-runners R] [--overlap-sampling] [--env-processes P]
+    python benchmarks/throughput.py --scaling [--seconds 20]
 
-Table 2 settings (4 envs, 5-step rollouts, 64x64 networks, Adam). SEAC and IAC
-alternate iteration by iteration so machine noise hits both alike; the raw env
-(random actions, one process) is timed in the same run for scale. An env step
-is one step of one env with all agents acting.
+Default: SEAC and IAC with Table 2 settings (4 envs, 5-step rollouts, 64x64
+networks, Adam), their ratio, and the raw env (random actions, one process).
+--scaling: SEAC with Table 2's 4 envs sampled in the driver, or split over 1, 2
+and 4 remote env runners that overlap sampling with learning.
+The variants alternate iteration by iteration, so machine noise hits all alike.
+An env step is one step of one env with all agents acting.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 import numpy as np
-
-os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 def raw_env_steps_per_s(env_name: str, seconds: float) -> float:
@@ -38,35 +39,27 @@ def raw_env_steps_per_s(env_name: str, seconds: float) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def build(env_name: str, seac_lambda: float, num_env_runners: int):
+def build(env_name: str, seac_lambda=1.0, runners=0, envs_per_runner=4, **training):
     from rllib_seac import SEACConfig
 
     config = (
         SEACConfig()
         .environment(env_name)
-        .training(seac_lambda=seac_lambda)
-        .env_runners(num_env_runners=num_env_runners)
+        .training(seac_lambda=seac_lambda, **training)
+        .env_runners(num_env_runners=runners, num_envs_per_env_runner=envs_per_runner)
         .debugging(seed=0, log_level="ERROR")
     )
     return config.build_algo()
 
 
-def env_steps(result) -> int:
-    return int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+def rates(algos: dict, seconds: float) -> dict[str, float]:
+    """Env steps/s of each algorithm, their train() calls interleaved."""
 
+    def env_steps(result) -> int:
+        return int(result["env_runners"]["num_env_steps_sampled_lifetime"])
 
-def measure(env_name: str, seconds: float, num_env_runners: int) -> dict:
-    import ray
-
-    ray.init(num_cpus=max(2, num_env_runners + 1), include_dashboard=False, log_to_driver=False)
-    algos = {
-        name: build(env_name, lam, num_env_runners) for name, lam in (("seac", 1.0), ("iac", 0.0))
-    }
-    elapsed = dict.fromkeys(algos, 0.0)
-    steps = {}
-    for name, algo in algos.items():  # warm-up iteration, not timed
-        steps[name] = env_steps(algo.train())
-    start_steps = dict(steps)
+    steps = {name: env_steps(algo.train()) for name, algo in algos.items()}  # warm-up
+    start_steps, elapsed = dict(steps), dict.fromkeys(algos, 0.0)
     while min(elapsed.values()) < seconds:
         for name, algo in algos.items():
             t = time.perf_counter()
@@ -74,34 +67,70 @@ def measure(env_name: str, seconds: float, num_env_runners: int) -> dict:
             elapsed[name] += time.perf_counter() - t
     for algo in algos.values():
         algo.stop()
-    ray.shutdown()
-    rate = {n: (steps[n] - start_steps[n]) / elapsed[n] for n in algos}
+    return {name: (steps[name] - start_steps[name]) / elapsed[name] for name in algos}
+
+
+def seac_vs_iac(args) -> dict:
+    settings = dict(
+        runners=args.num_env_runners,
+        envs_per_runner=4 // max(1, args.num_env_runners) if args.num_env_runners else 4,
+        overlap_sampling=args.overlap_sampling,
+        num_env_processes_per_env_runner=args.env_processes,
+    )
+    algos = {name: build(args.env, lam, **settings) for name, lam in (("seac", 1.0), ("iac", 0.0))}
+    rate = rates(algos, args.seconds)
     return {
-        "env": env_name,
+        "env": args.env,
         "seac_env_steps_per_s": round(rate["seac"], 1),
         "iac_env_steps_per_s": round(rate["iac"], 1),
         "seac_over_iac_time": round(rate["iac"] / rate["seac"], 3),
-        "raw_env_steps_per_s_one_process": round(raw_env_steps_per_s(env_name, 10), 1),
-        "num_env_runners": num_env_runners,
-        "seconds_per_algorithm": round(min(elapsed.values()), 1),
-        "settings": "Table 2: 4 envs, n_steps 5, 64x64 actor and critic, lr 3e-4",
-        "command": "python " + " ".join(sys.argv),
+        "raw_env_steps_per_s_one_process": round(raw_env_steps_per_s(args.env, 10), 1),
+        "num_env_runners": args.num_env_runners,
+        "overlap_sampling": args.overlap_sampling,
+        "env_processes": args.env_processes,
+    }
+
+
+def scaling(args) -> dict:
+    variants = {"driver": dict(runners=0, envs_per_runner=4)}
+    for runners in (1, 2, 4):
+        variants[f"{runners}_runners"] = dict(
+            runners=runners, envs_per_runner=4 // runners, overlap_sampling=True
+        )
+    algos = {name: build(args.env, **kw) for name, kw in variants.items()}
+    rate = rates(algos, args.seconds)
+    return {
+        "env": args.env,
+        **{f"seac_env_steps_per_s_{name}": round(r, 1) for name, r in rate.items()},
+        "raw_env_steps_per_s_one_process": round(raw_env_steps_per_s(args.env, 10), 1),
     }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="rware-tiny-2ag-v2")
-    parser.add_argument("--seconds", type=float, default=30.0, help="timed seconds per algorithm")
+    parser.add_argument("--seconds", type=float, default=30.0, help="timed seconds per variant")
     parser.add_argument("--num-env-runners", type=int, default=0, help="0: sample in the driver")
+    parser.add_argument("--overlap-sampling", action="store_true")
+    parser.add_argument("--env-processes", type=int, default=0, help="per env runner")
+    parser.add_argument("--scaling", action="store_true", help="driver vs 1, 2, 4 env runners")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    figures = measure(args.env, args.seconds, args.num_env_runners)
+
+    import ray
+
+    # Logical CPUs for every variant's runners; only one variant runs at a time.
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    figures = scaling(args) if args.scaling else seac_vs_iac(args)
+    ray.shutdown()
+    figures["seconds_per_variant"] = args.seconds
+    figures["settings"] = "Table 2: 4 envs in all, n_steps 5, 64x64 actor and critic, lr 3e-4"
+    figures["command"] = "python " + " ".join(sys.argv)
     if args.json:
         print(json.dumps(figures))
     else:
         for key, value in figures.items():
-            print(f"{key:34s} {value}")
+            print(f"{key:38s} {value}")
     return 0
 
 
