@@ -20,6 +20,8 @@ DEFAULTS = {
     # Fraction of MPE's prey speed and acceleration: the paper's prey is "slowly
     # moving"; at 0.5 it is slower than the predators (max speed 0.65 vs 1.0).
     "prey_speed": 0.5,
+    # MPE's: "rgb_array" makes render() return frames, with no display needed.
+    "render_mode": None,
 }
 # The prey is pulled back towards the centre beyond this |coordinate|, hard enough to
 # beat the predators' push near the edge: a prey that leaves the arena is never caught.
@@ -63,7 +65,8 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
     predator's own position. Actions are discrete; the episode ends at `max_cycles`
     as a truncation. Predators share their spaces, so no SuperSuit padding is needed.
 
-    Config keys: num_predators (>= 2), max_cycles, num_obstacles, prey_speed.
+    Config keys: num_predators (>= 2), max_cycles, num_obstacles, prey_speed,
+    render_mode.
     """
 
     def __init__(self, env_config: dict | None = None):
@@ -85,6 +88,7 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
             num_obstacles=config["num_obstacles"],
             max_cycles=config["max_cycles"],
             continuous_actions=False,
+            render_mode=config["render_mode"],
         )
         world = env.unwrapped.world
         self._predators = [a for a in world.agents if a.adversary]

@@ -55,7 +55,9 @@ class TupleAgentsEnv(MultiAgentEnv):
         return done, truncated
 
     def render(self):
-        return self.env.render()
+        # rware and lbforaging take the mode as render()'s argument, not from their
+        # render_mode, and gymnasium's wrappers call it without one ("human").
+        return self.env.unwrapped.render(mode=self.render_mode or "human")
 
     def close(self):
         self.env.close()
