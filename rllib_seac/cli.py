@@ -1,6 +1,10 @@
-"""`rllib` / `rllib-seac` command line: run classic RLlib tuned-example YAML files with SEAC.
+"""`rllib` / `rllib-seac` command line: run classic RLlib tuned-example YAML files with SEAC,
+then evaluate, render and plot the results.
 
 rllib train file tuned_configs/rware.yaml [--stop JSON] [--config JSON] [--storage-path DIR] [-v]
+rllib evaluate CHECKPOINT [--episodes 100] [--seed S] [--json]
+rllib render CHECKPOINT --out run.gif [--episodes 1] [--max-steps N] [--fps 10] [--seed S]
+rllib plot RUN_DIR... --out fig.png [--kind returns|is-weights|agents|lambda] [--label-by KEY]
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ CONFIG_ALIASES = {"multiagent"}
 STEPS_KEY = "num_env_steps_sampled_lifetime"
 EXAMPLE_STOP = '{"training_iteration": 1}'
 EXAMPLE_CONFIG = '{"updates_per_iteration": 2}'
+CHECKPOINT_HELP = (
+    "Checkpoint directory (what algo.save_to_path wrote), or a Tune trial directory "
+    "(its latest checkpoint_*)."
+)
+PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
 class UsageError(Exception):
@@ -61,7 +70,66 @@ def _parser() -> argparse.ArgumentParser:
     file.add_argument("--dry-run", action="store_true", help="Check the file and print it, no run.")
     file.add_argument("-v", "--verbose", action="store_true", help="Print each iteration's result.")
     file.set_defaults(func=_train_file)
+    _add_evaluate(commands)
+    _add_render(commands)
+    _add_plot(commands)
     return parser
+
+
+def _add_evaluate(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="Run a checkpoint's agents for full episodes; mean ± std of the returns.",
+        description="Runs the agents' stochastic policies (as the paper's evaluation, "
+        "App. B) in the checkpoint's env and prints the total return (summed over "
+        "agents) as mean ± std over episodes, and each agent's return.",
+    )
+    evaluate.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    evaluate.add_argument("--episodes", type=int, default=100, help="Episodes to run (100).")
+    evaluate.add_argument("--seed", type=int, help="Seed of the first env reset and the actions.")
+    evaluate.add_argument("--json", action="store_true", help="Print the results as JSON.")
+    evaluate.set_defaults(func=_evaluate)
+
+
+def _add_render(commands) -> None:
+    render = commands.add_parser(
+        "render",
+        help="Write an animated GIF of a checkpoint's agents.",
+        description="Runs the agents' stochastic policies in the checkpoint's env, made "
+        "with render_mode='rgb_array', and writes the frames as a GIF. Works without a "
+        "display: pyglet-drawn envs (rware, lbforaging) render through EGL.",
+    )
+    render.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    render.add_argument("--out", required=True, help="GIF file to write, e.g. run.gif.")
+    render.add_argument("--episodes", type=int, default=1, help="Episodes to record (1).")
+    render.add_argument("--max-steps", type=int, help="Cut each episode after N steps.")
+    render.add_argument("--fps", type=float, default=10, help="Frames per second (10).")
+    render.add_argument("--seed", type=int, help="Seed of the first env reset and the actions.")
+    render.set_defaults(func=_render)
+
+
+def _add_plot(commands) -> None:
+    from rllib_seac.plotting import KINDS  # numpy only: --help stays fast
+
+    plot = commands.add_parser(
+        "plot",
+        help="Plot learning curves and more from Tune run directories.",
+        description="Reads every Tune trial (result.json or progress.csv) under the run "
+        "directories and plots the mean over seeds with one standard deviation shaded, one "
+        "line per algorithm (SEAC; IAC: seac_lambda 0; SNAC: shared_policy). Kinds: "
+        "returns (Figs. 3-5), is-weights (SEAC's importance weights, Fig. 6), agents "
+        "(best vs worst agent, Fig. 7), lambda (final return against seac_lambda).",
+    )
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="Tune run directories.")
+    plot.add_argument("--out", required=True, help="Figure file: .png, .pdf or .svg.")
+    plot.add_argument("--kind", choices=KINDS, default="returns", help="What to plot (returns).")
+    plot.add_argument(
+        "--label-by",
+        metavar="KEY",
+        help="Group trials by this setting (e.g. lr) instead of by algorithm.",
+    )
+    plot.add_argument("--title", help="Figure title (default: what is plotted, and the env).")
+    plot.set_defaults(func=_plot)
 
 
 def _train_file(args) -> int:
@@ -83,6 +151,62 @@ def _train_file(args) -> int:
     storage = Path(args.storage_path).resolve()
     failed = sum(_run(exp, storage, args.verbose) for exp in experiments)
     return 1 if failed else 0
+
+
+def _evaluate(args) -> int:
+    _check_at_least(args.episodes, 1, "--episodes")
+    from rllib_seac.evaluation import CheckpointError, evaluate
+
+    try:
+        result = evaluate(args.checkpoint, args.episodes, args.seed)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
+    return 0
+
+
+def _render(args) -> int:
+    _check_at_least(args.episodes, 1, "--episodes")
+    if args.max_steps is not None:
+        _check_at_least(args.max_steps, 1, "--max-steps")
+    if not args.fps > 0:
+        raise UsageError(f"--fps must be > 0, got {args.fps}.")
+    if Path(args.out).suffix.lower() != ".gif":
+        raise UsageError(f"--out must name a .gif file, got {args.out}.")
+    from rllib_seac.evaluation import CheckpointError
+    from rllib_seac.rendering import RenderError, render_gif
+
+    try:
+        frames = render_gif(
+            args.checkpoint,
+            args.out,
+            episodes=args.episodes,
+            max_steps=args.max_steps,
+            fps=args.fps,
+            seed=args.seed,
+        )
+    except (CheckpointError, RenderError) as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {args.out}: {frames} frames, {args.episodes} episode(s)")
+    return 0
+
+
+def _plot(args) -> int:
+    if Path(args.out).suffix.lower() not in PLOT_FORMATS:
+        raise UsageError(f"--out must end in {', '.join(PLOT_FORMATS)}, got {args.out}.")
+    from rllib_seac.plotting import NoResultsError, plot
+
+    try:
+        out = plot(args.run_dirs, args.out, args.kind, args.label_by, args.title)
+    except NoResultsError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {out}")
+    return 0
+
+
+def _check_at_least(value: int, low: int, option: str) -> None:
+    if value < low:
+        raise UsageError(f"{option} must be >= {low}, got {value}.")
 
 
 def _parse_stop(text: str | None) -> dict | None:

@@ -1,0 +1,195 @@
+"""Evaluation of a checkpoint: full episodes with the agents' stochastic policies.
+
+The paper evaluates its actor-critic agents with stochastic policies (App. B), so
+actions are sampled from pi_i(.|o^i), not taken greedily. Only the config and the
+RLModules are read from the checkpoint: no learner, env runner or Ray actor is built.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rllib_seac.envs import make_env
+from rllib_seac.labels import env_label, variant_name
+
+CHECKPOINT_FILE = "rllib_checkpoint.json"
+CONFIG_FILE = "class_and_ctor_args.pkl"
+MODULES_DIR = Path("learner_group", "learner", "rl_module")
+
+
+class CheckpointError(ValueError):
+    """A path that is not a usable SEAC checkpoint, or whose env cannot be made."""
+
+
+def find_checkpoint(path) -> Path:
+    """`path` itself, or the latest checkpoint_* in it (a Tune trial directory).
+
+    Absolute: RLlib reads checkpoints through pyarrow, which takes a relative path
+    for a URI without a scheme.
+    """
+    path = Path(path).absolute()
+    if not path.exists():
+        raise CheckpointError(f"no such checkpoint: {path}")
+    if (path / CHECKPOINT_FILE).is_file():
+        return path
+    in_trial = sorted(path.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    if in_trial:
+        return in_trial[-1].parent
+    raise CheckpointError(
+        f"{path} is not an RLlib checkpoint (no {CHECKPOINT_FILE} in it): give the "
+        "directory algo.save_to_path() wrote, or a Tune trial directory with checkpoint_* "
+        "in it."
+    )
+
+
+class AgentPolicies:
+    """The agents' actors from a checkpoint, by agent id, with the config they trained with."""
+
+    def __init__(self, checkpoint):
+        from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+        from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
+
+        from rllib_seac.config import SEACConfig
+
+        self.checkpoint = find_checkpoint(checkpoint)
+        with open(self.checkpoint / CONFIG_FILE, "rb") as f:
+            (config_state, *_), _ = pickle.load(f)["ctor_args_and_kwargs"]
+        self.config = AlgorithmConfig.from_state(config_state)
+        if not isinstance(self.config, SEACConfig):
+            raise CheckpointError(
+                f"{self.checkpoint} is a {type(self.config).__name__} checkpoint, not SEAC's."
+            )
+        modules = MultiRLModule.from_checkpoint(self.checkpoint / MODULES_DIR)
+        self.actors = {
+            aid: modules[self.config.policy_mapping_fn(aid, None)].actor
+            for aid in self.config.agent_ids
+        }
+
+    def make_env(self, **extra_config):
+        """The checkpoint's env with its env config (and `extra_config`)."""
+        try:
+            return make_env(self.config.env, {**self.config.env_config, **extra_config})
+        except ValueError as e:
+            raise CheckpointError(
+                f"cannot make the checkpoint's env {env_label(self.config.env)}: {e}"
+            ) from None
+
+    @torch.no_grad()
+    def act(self, obs: dict, generator: torch.Generator) -> dict:
+        """Samples a^i ~ pi_i(.|o^i) for every agent i."""
+        actions = {}
+        for aid, actor in self.actors.items():
+            probs = torch.softmax(actor(torch.as_tensor(obs[aid]).unsqueeze(0)), dim=-1)
+            actions[aid] = int(torch.multinomial(probs, 1, generator=generator))
+        return actions
+
+
+def action_generator(seed: int | None) -> torch.Generator:
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()  # a fresh seed: an unseeded Generator always starts the same
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def run_episode(
+    env,
+    policies: AgentPolicies,
+    generator: torch.Generator,
+    *,
+    seed: int | None = None,
+    max_steps: int | None = None,
+    on_frame: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """One episode to its end (or `max_steps`); each agent's return. `on_frame` is
+    called after the reset and after every step."""
+    obs, _ = env.reset(seed=seed)
+    returns = dict.fromkeys(policies.actors, 0.0)
+    steps = 0
+    if on_frame:
+        on_frame()
+    while True:
+        obs, rewards, terminateds, truncateds, _ = env.step(policies.act(obs, generator))
+        for aid in returns:
+            returns[aid] += rewards[aid]
+        steps += 1
+        if on_frame:
+            on_frame()
+        if terminateds["__all__"] or truncateds["__all__"] or steps == max_steps:
+            return returns
+
+
+def mean_std(values) -> str:
+    """Table 1's format, e.g. 45.11 ± 2.90."""
+    return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+
+
+@dataclass
+class Evaluation:
+    checkpoint: str
+    env: str
+    algorithm: str
+    seed: int | None
+    agent_returns: dict[str, list[float]]  # agent -> its return in each episode
+
+    @property
+    def total_returns(self) -> list[float]:
+        """Each episode's return summed over agents, as the paper reports it."""
+        return [float(sum(r)) for r in zip(*self.agent_returns.values())]
+
+    def to_dict(self) -> dict:
+        def stats(values):
+            return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+        return {
+            "checkpoint": self.checkpoint,
+            "env": self.env,
+            "algorithm": self.algorithm,
+            "episodes": len(self.total_returns),
+            "seed": self.seed,
+            "total_return": stats(self.total_returns),
+            "agent_returns": {aid: stats(r) for aid, r in self.agent_returns.items()},
+            "episode_total_returns": self.total_returns,
+        }
+
+    def report(self) -> str:
+        n = len(self.total_returns)
+        width = max(len("total return"), *map(len, self.agent_returns))
+        lines = [
+            f"{self.algorithm} on {self.env}, {n} episodes with stochastic policies "
+            f"(mean ± std over episodes)",
+            f"checkpoint: {self.checkpoint}",
+            f"{'total return':<{width}}  {mean_std(self.total_returns)}",
+        ]
+        lines += [f"{aid:<{width}}  {mean_std(r)}" for aid, r in self.agent_returns.items()]
+        return "\n".join(lines)
+
+
+def evaluate(checkpoint, episodes: int = 100, seed: int | None = None) -> Evaluation:
+    """Runs `episodes` full episodes of the checkpoint's agents in its env."""
+    policies = AgentPolicies(checkpoint)
+    env = policies.make_env()
+    generator = action_generator(seed)
+    returns = {aid: [] for aid in policies.actors}
+    try:
+        for episode in range(episodes):
+            # Seeded once: later resets continue the env's own random stream.
+            ep_seed = seed if episode == 0 else None
+            for aid, r in run_episode(env, policies, generator, seed=ep_seed).items():
+                returns[aid].append(r)
+    finally:
+        env.close()
+    return Evaluation(
+        checkpoint=str(policies.checkpoint),
+        env=env_label(policies.config.env),
+        algorithm=variant_name(vars(policies.config)),
+        seed=seed,
+        agent_returns=returns,
+    )

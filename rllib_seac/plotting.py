@@ -1,0 +1,296 @@
+"""Figures from Tune's result files: the paper's learning curves (Figs. 3 to 5), SEAC's
+importance weights (Fig. 6), best vs worst agent (Fig. 7) and final return against
+lambda (after Fig. 10).
+
+A run directory is any directory under which Tune wrote trial directories (each with
+params.json and result.json, or progress.csv). The trials of one label (algorithm,
+or a setting given by `label_by`) are the seeds: their curves are averaged on a
+common grid of env steps, with one standard deviation shaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rllib_seac.labels import env_label, variant_name
+
+KINDS = ("returns", "is-weights", "agents", "lambda")
+STEPS = "num_env_steps_sampled_lifetime"
+RETURN = "env_runners/episode_return_mean"
+AGENT_RETURN = "env_runners/agent_episode_returns_mean/"
+IS_WEIGHT = "is_weight_{}"  # learners/<module>/is_weight_{mean,min,max}
+# "Final" return: the mean over the last tenth of a trial's env steps.
+FINAL_FRACTION = 0.1
+FIGSIZE = (7.0, 4.5)  # inches; at DPI, a 700 x 450 PNG
+DPI = 100
+GRID_POINTS = 200
+VARIANT_ORDER = ("SEAC", "IAC", "SNAC")
+STEPS_LABEL = "environment steps"
+
+
+class NoResultsError(ValueError):
+    """No results to plot (of the kind asked for); the message says where and why."""
+
+
+@dataclass
+class Trial:
+    path: Path
+    settings: dict  # the trial's full config where result.json has it, else its params
+    rows: list[dict]  # one flattened result ("a/b" keys) per iteration
+
+    @property
+    def env(self) -> str:
+        return env_label(self.settings.get("env"))
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(env steps, values) of the iterations that report `key` (episode metrics
+        are missing until the first episode ends)."""
+        points = [
+            (row[STEPS], row[key])
+            for row in self.rows
+            if isinstance(row.get(key), (int, float)) and np.isfinite(row[key])
+        ]
+        steps, values = zip(*points) if points else ((), ())
+        return np.asarray(steps, float), np.asarray(values, float)
+
+    def keys_under(self, prefix: str) -> list[str]:
+        return sorted({k[len(prefix) :] for row in self.rows for k in row if k.startswith(prefix)})
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_trial(path: Path) -> Trial | None:
+    """A trial directory's results, or None if it has none yet."""
+    settings = {}
+    if (path / "params.json").is_file():
+        settings = json.loads((path / "params.json").read_text())
+    if (path / "result.json").is_file():
+        results = [json.loads(line) for line in (path / "result.json").open() if line.strip()]
+        # Each result carries the trial's full config, defaults included.
+        if results:
+            settings = {**results[0].get("config", {}), **settings}
+        rows = [flatten({k: v for k, v in r.items() if k != "config"}) for r in results]
+    else:
+        with (path / "progress.csv").open(newline="") as f:
+            rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    rows = [row for row in rows if isinstance(row.get(STEPS), (int, float))]
+    return Trial(path, flatten(settings), rows) if rows else None
+
+
+def load_trials(run_dirs) -> list[Trial]:
+    """Every trial with results under the run directories."""
+    trials = {}
+    for run_dir in map(Path, run_dirs):
+        if not run_dir.is_dir():
+            raise NoResultsError(f"no such run directory: {run_dir}")
+        paths = {p.parent for name in ("result.json", "progress.csv") for p in run_dir.rglob(name)}
+        found = [t for t in map(read_trial, sorted(paths)) if t]
+        if not found:
+            raise NoResultsError(
+                f"no results in {run_dir}: no trial directory under it has a non-empty "
+                "result.json or progress.csv (is it a Tune run's storage directory?)"
+            )
+        trials.update((t.path.resolve(), t) for t in found)
+    return list(trials.values())
+
+
+def trial_label(trial: Trial, label_by: str | None = None) -> str:
+    if label_by is None:
+        return variant_name(trial.settings)
+    return f"{label_by}={trial.settings.get(label_by, 'unset')}"
+
+
+def group_trials(trials: list[Trial], label_by: str | None = None) -> dict[str, list[Trial]]:
+    """Label -> its trials, SEAC, IAC, SNAC first; the env joins the label when the
+    trials span several envs."""
+    several_envs = len({t.env for t in trials}) > 1
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        label = trial_label(t, label_by)
+        groups.setdefault(f"{label}, {t.env}" if several_envs else label, []).append(t)
+
+    def order(label):
+        head = label.split(",")[0]
+        return (VARIANT_ORDER.index(head) if head in VARIANT_ORDER else len(VARIANT_ORDER), label)
+
+    return {label: groups[label] for label in sorted(groups, key=order)}
+
+
+def final_value(steps: np.ndarray, values: np.ndarray) -> float:
+    """The mean of `values` over the last FINAL_FRACTION of the env steps."""
+    return float(values[steps >= steps[-1] * (1 - FINAL_FRACTION)].mean())
+
+
+def final_return(trial: Trial) -> float | None:
+    steps, values = trial.series(RETURN)
+    return final_value(steps, values) if len(steps) else None
+
+
+def on_common_grid(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The curves interpolated on the env steps every one of them covers: (grid, [curves, grid])."""
+    start, end = max(x[0] for x, _ in curves), min(x[-1] for x, _ in curves)
+    grid = np.linspace(start, end, GRID_POINTS) if end > start else np.array([end])
+    return grid, np.stack([np.interp(grid, x, y) for x, y in curves])
+
+
+def _mean_std_line(ax, curves, label, **style):
+    grid, ys = on_common_grid(curves)
+    mean, std = ys.mean(0), ys.std(0)
+    # A single common step (a one-iteration run) is drawn as a point.
+    marker = "o" if len(grid) == 1 else None
+    (line,) = ax.plot(grid, mean, label=f"{label} (n={len(curves)})", marker=marker, **style)
+    ax.fill_between(grid, mean - std, mean + std, alpha=0.2, color=line.get_color())
+    return line
+
+
+def _plot_returns(ax, trials, label_by):
+    drawn = 0
+    for label, group in group_trials(trials, label_by).items():
+        curves = [c for c in (t.series(RETURN) for t in group) if len(c[0])]
+        if curves:
+            _mean_std_line(ax, curves, label)
+            drawn += 1
+    if not drawn:
+        raise NoResultsError(f"no episode returns ({RETURN}): no episode ended in these trials")
+    ax.set_ylabel("episode return (sum over agents)")
+    return "Training returns (mean ± std over seeds)"
+
+
+def _plot_is_weights(ax, trials, label_by):
+    drawn = 0
+    for label, group in group_trials(trials, label_by).items():
+        modules = sorted(
+            {k.split("/")[1] for t in group for k in t.rows[-1] if k.endswith("/is_weight_mean")}
+        )
+        for mid in modules:
+            stats = {}
+            for stat in ("mean", "min", "max"):
+                curves = [t.series(f"learners/{mid}/{IS_WEIGHT.format(stat)}") for t in group]
+                stats[stat] = on_common_grid([c for c in curves if len(c[0])])
+            grid, means = stats["mean"]
+            (line,) = ax.plot(grid, means.mean(0), label=f"{label} {mid} (n={len(means)})")
+            # The band spans the lowest and highest weight of any seed.
+            low, high = stats["min"][1].min(0), stats["max"][1].max(0)
+            ax.fill_between(stats["min"][0], low, high, alpha=0.15, color=line.get_color())
+            drawn += 1
+    if not drawn:
+        raise NoResultsError(
+            "no importance weights in these trials: only SEAC (lambda > 0, no shared "
+            "policy) records them (learners/<agent>/is_weight_mean)"
+        )
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_ylabel("importance weight π_i(a|o) / π_k(a|o)")
+    return "SEAC importance weights (mean, min–max band per agent)"
+
+
+def _plot_agents(ax, trials, label_by):
+    drawn = 0
+    for label, group in group_trials(trials, label_by).items():
+        best, worst = [], []
+        for t in group:
+            curves = [t.series(AGENT_RETURN + aid) for aid in t.keys_under(AGENT_RETURN)]
+            curves = [c for c in curves if len(c[0])]
+            if curves:
+                # Ranked by final return, as the paper's Fig. 7 compares them.
+                ranked = sorted(curves, key=lambda c: final_value(*c))
+                worst.append(ranked[0])
+                best.append(ranked[-1])
+        if best:
+            line = _mean_std_line(ax, best, f"{label} best agent")
+            _mean_std_line(
+                ax, worst, f"{label} worst agent", color=line.get_color(), linestyle="--"
+            )
+            drawn += 1
+    if not drawn:
+        raise NoResultsError(
+            f"no per-agent returns ({AGENT_RETURN}<agent>): no episode ended in these trials"
+        )
+    ax.set_ylabel("agent's episode return")
+    return "Best vs worst agent (mean ± std over seeds)"
+
+
+def _plot_lambda(ax, trials, label_by):
+    by_env: dict[str, dict[float, list[float]]] = {}
+    for t in trials:
+        final = final_return(t)
+        if variant_name(t.settings) == "SNAC" or final is None:
+            continue
+        lam = float(t.settings.get("seac_lambda", 1.0))
+        by_env.setdefault(t.env, {}).setdefault(lam, []).append(final)
+    if not by_env:
+        raise NoResultsError(
+            "no SEAC or IAC trial with episode returns: `--kind lambda` plots the final "
+            "return of each seac_lambda (SNAC trials are left out)"
+        )
+    for env, finals in sorted(by_env.items()):
+        lams = sorted(finals)
+        counts = sorted({len(v) for v in finals.values()})
+        seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        ax.errorbar(
+            lams,
+            [np.mean(finals[lam]) for lam in lams],
+            yerr=[np.std(finals[lam]) for lam in lams],
+            marker="o",
+            capsize=4,
+            label=f"{env} (n={seeds} per λ)",
+        )
+    ax.set_xlabel("λ (weight of other agents' experience; 0 is IAC)")
+    ax.set_ylabel(f"final return (last {FINAL_FRACTION:.0%} of steps)")
+    return "Final training return against λ (mean ± std over seeds)"
+
+
+PLOTTERS = {
+    "returns": _plot_returns,
+    "is-weights": _plot_is_weights,
+    "agents": _plot_agents,
+    "lambda": _plot_lambda,
+}
+
+
+def plot_trials(
+    trials: list[Trial],
+    out,
+    kind: str = "returns",
+    label_by: str | None = None,
+    title: str | None = None,
+) -> Path:
+    """Draws one figure of `kind` (see KINDS) from `trials` to the PNG `out`."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="tight")
+    ax = fig.add_subplot()
+    ax.set_xlabel(STEPS_LABEL)
+    what = PLOTTERS[kind](ax, trials, label_by)
+    envs = ", ".join(sorted({t.env for t in trials}))
+    ax.set_title(title or f"{what}\n{envs}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=DPI)
+    return out
+
+
+def plot(run_dirs, out, kind: str = "returns", label_by: str | None = None, title=None) -> Path:
+    """`plot_trials` on every trial under `run_dirs`."""
+    return plot_trials(load_trials(run_dirs), out, kind, label_by, title)
