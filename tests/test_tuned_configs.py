@@ -9,7 +9,10 @@ import yaml
 from rllib_seac import env_names
 from rllib_seac.cli import main
 
-TUNED = sorted((Path(__file__).resolve().parents[1] / "tuned_configs").glob("*.yaml"))
+CONFIGS = Path(__file__).resolve().parents[1] / "tuned_configs"
+# One task each; the *-sweep.yaml files run a grid of trials (checked below).
+TUNED = sorted(p for p in CONFIGS.glob("*.yaml") if not p.stem.endswith("-sweep"))
+SWEEPS = sorted(CONFIGS.glob("*-sweep.yaml"))
 # Table 2 of the paper, as tuned_configs/rware.yaml writes it.
 TABLE_2 = next(iter(yaml.safe_load((TUNED[0].parent / "rware.yaml").read_text()).values()))
 TASKS = {
@@ -54,3 +57,21 @@ def test_one_training_iteration(path, tmp_path, monkeypatch):
     assert result["training_iteration"] == 1
     # 2 updates x 4 envs x 5 steps.
     assert result["num_env_steps_sampled_lifetime"] == 40
+
+
+def test_lambda_sweep_grids_lambda_and_seed_over_table_2(capsys):
+    (path,) = [p for p in SWEEPS if p.stem.endswith("lambda-sweep")]
+    assert main(["train", "file", str(path), "--dry-run"]) == 0
+    exp = entry(path)
+    assert exp["env"] == "Foraging-8x8-2p-2f-v3"
+    assert exp["config"]["seac_lambda"] == {"grid_search": [0.0, 0.3, 0.5, 0.9, 1.0]}
+    assert exp["config"]["env_config"] == {"max_episode_steps": 25}
+    plain = {k: v for k, v in exp["config"].items() if k != "env_config"}
+    assert plain == {
+        **TABLE_2["config"],
+        "seac_lambda": plain["seac_lambda"],
+        "seed": plain["seed"],
+    }
+    assert "grid={'seac_lambda': [0.0, 0.3, 0.5, 0.9, 1.0], 'seed': [0, 1, 2]}" in (
+        capsys.readouterr().out
+    )
