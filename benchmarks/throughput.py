@@ -39,14 +39,18 @@ def raw_env_steps_per_s(env_name: str, seconds: float) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def build(env_name: str, seac_lambda=1.0, runners=0, envs_per_runner=4, **training):
+def build(env_name, seac_lambda=1.0, runners=0, envs_per_runner=4, env_processes=0, **training):
     from rllib_seac import SEACConfig
 
     config = (
         SEACConfig()
         .environment(env_name)
         .training(seac_lambda=seac_lambda, **training)
-        .env_runners(num_env_runners=runners, num_envs_per_env_runner=envs_per_runner)
+        .env_runners(
+            num_env_runners=runners,
+            num_envs_per_env_runner=envs_per_runner,
+            num_env_processes_per_env_runner=env_processes,
+        )
         .debugging(seed=0, log_level="ERROR")
     )
     return config.build_algo()
@@ -75,7 +79,7 @@ def seac_vs_iac(args) -> dict:
         runners=args.num_env_runners,
         envs_per_runner=4 // max(1, args.num_env_runners) if args.num_env_runners else 4,
         overlap_sampling=args.overlap_sampling,
-        num_env_processes_per_env_runner=args.env_processes,
+        env_processes=args.env_processes,
     )
     algos = {name: build(args.env, lam, **settings) for name, lam in (("seac", 1.0), ("iac", 0.0))}
     rate = rates(algos, args.seconds)

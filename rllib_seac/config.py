@@ -95,7 +95,6 @@ class SEACConfig(AlgorithmConfig):
         adam_eps: float = NotProvided,
         updates_per_iteration: int = NotProvided,
         overlap_sampling: bool = NotProvided,
-        num_env_processes_per_env_runner: int = NotProvided,
         hidden_sizes: list[int] = NotProvided,
         **kwargs,
     ) -> SEACConfig:
@@ -120,9 +119,6 @@ class SEACConfig(AlgorithmConfig):
                 other agents' data stay exact (they use the recorded behaviour
                 log-probs); an agent's own data is then treated as on-policy
                 although its policy has moved one step. Off: exact A2C.
-            num_env_processes_per_env_runner: Worker processes that step each env
-                runner's envs in parallel (0: step them in the runner's process).
-                The env must then be a name or a picklable class / function.
             hidden_sizes: Hidden layers of both the actor and the critic MLP.
         """
         super().training(**kwargs)
@@ -137,13 +133,27 @@ class SEACConfig(AlgorithmConfig):
             adam_eps=adam_eps,
             updates_per_iteration=updates_per_iteration,
             overlap_sampling=overlap_sampling,
-            num_env_processes_per_env_runner=num_env_processes_per_env_runner,
             hidden_sizes=hidden_sizes,
         ).items():
             if value is not NotProvided:
                 setattr(self, name, value)
         if n_steps is not NotProvided:
             self.rollout_fragment_length = n_steps
+        return self
+
+    def env_runners(
+        self, *, num_env_processes_per_env_runner: int = NotProvided, **kwargs
+    ) -> SEACConfig:
+        """RLlib's env runner settings, plus:
+
+        Args:
+            num_env_processes_per_env_runner: Worker processes that step each env
+                runner's envs in parallel (0: step them in the runner's process).
+                The env must then be a name or a picklable class / function.
+        """
+        super().env_runners(**kwargs)
+        if num_env_processes_per_env_runner is not NotProvided:
+            self.num_env_processes_per_env_runner = num_env_processes_per_env_runner
         return self
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:

@@ -16,7 +16,6 @@ RWARE = "rware-tiny-2ag-v2"
         (dict(seac_target="critic_k"), "seac_target must be one of ('paper', 'reference')"),
         (dict(is_weight_clip=0), "is_weight_clip must be None or > 0"),
         (dict(updates_per_iteration=0), "updates_per_iteration must be an integer >= 1"),
-        (dict(num_env_processes_per_env_runner=5), "must be an integer from 0 to"),
     ],
 )
 def test_bad_training_settings(settings, message):
@@ -69,4 +68,10 @@ def test_defaults_are_table_2_and_agents_come_from_the_env():
 def test_builtin_evaluation_is_refused_with_a_pointer():
     config = SEACConfig().environment(RWARE).evaluation(evaluation_interval=1)
     with pytest.raises(SEACConfigError, match="built-in evaluation"):
+        config.validate()
+
+
+def test_env_processes_are_checked_against_the_envs_per_runner():
+    config = SEACConfig().environment(RWARE).env_runners(num_env_processes_per_env_runner=5)
+    with pytest.raises(SEACConfigError, match="must be an integer from 0 to"):
         config.validate()

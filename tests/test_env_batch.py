@@ -11,7 +11,7 @@ def rollouts(processes: int, n: int = 30) -> list:
     config = (
         SEACConfig()
         .environment("rware-tiny-2ag-v2", env_config={"max_steps": 12})
-        .training(num_env_processes_per_env_runner=processes)
+        .env_runners(num_env_processes_per_env_runner=processes)
         .debugging(seed=3)
     )
     config.validate()
