@@ -28,7 +28,6 @@ IS_WEIGHT = "is_weight_{}"  # learners/<module>/is_weight_{mean,min,max}
 FINAL_FRACTION = 0.1
 FIGSIZE = (7.0, 4.5)  # inches; at DPI, a 700 x 450 PNG
 DPI = 100
-GRID_POINTS = 200
 VARIANT_ORDER = ("SEAC", "IAC", "SNAC")
 STEPS_LABEL = "environment steps"
 
@@ -146,15 +145,18 @@ def final_return(trial: Trial) -> float | None:
     return final_value(steps, values) if len(steps) else None
 
 
-def on_common_grid(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The curves interpolated on the env steps every one of them covers: (grid, [curves, grid])."""
+def on_common_grid(curves: list[tuple[np.ndarray, np.ndarray]], label: str):
+    """(grid, values [curve, grid]): the curves interpolated on their env steps within
+    the range every one of them covers (the same steps when their runs match)."""
     start, end = max(x[0] for x, _ in curves), min(x[-1] for x, _ in curves)
-    grid = np.linspace(start, end, GRID_POINTS) if end > start else np.array([end])
+    if start > end:
+        raise NoResultsError(f"the {label} trials share no range of env steps to average over")
+    grid = np.unique(np.concatenate([x[(x >= start) & (x <= end)] for x, _ in curves]))
     return grid, np.stack([np.interp(grid, x, y) for x, y in curves])
 
 
 def _mean_std_line(ax, curves, label, **style):
-    grid, ys = on_common_grid(curves)
+    grid, ys = on_common_grid(curves, label)
     mean, std = ys.mean(0), ys.std(0)
     # A single common step (a one-iteration run) is drawn as a point.
     marker = "o" if len(grid) == 1 else None
@@ -186,7 +188,7 @@ def _plot_is_weights(ax, trials, label_by):
             stats = {}
             for stat in ("mean", "min", "max"):
                 curves = [t.series(f"learners/{mid}/{IS_WEIGHT.format(stat)}") for t in group]
-                stats[stat] = on_common_grid([c for c in curves if len(c[0])])
+                stats[stat] = on_common_grid([c for c in curves if len(c[0])], label)
             grid, means = stats["mean"]
             (line,) = ax.plot(grid, means.mean(0), label=f"{label} {mid} (n={len(means)})")
             # The band spans the lowest and highest weight of any seed.
@@ -199,6 +201,9 @@ def _plot_is_weights(ax, trials, label_by):
             "policy) records them (learners/<agent>/is_weight_mean)"
         )
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    # Ratios: a log scale shows 0.5 and 2 alike, and keeps the mean readable next to
+    # an iteration's largest weight (one rare action can weigh 100 or more).
+    ax.set_yscale("log")
     ax.set_ylabel("importance weight π_i(a|o) / π_k(a|o)")
     return "SEAC importance weights (mean, min–max band per agent)"
 
@@ -255,6 +260,7 @@ def _plot_lambda(ax, trials, label_by):
             label=f"{env} (n={seeds} per λ)",
         )
     ax.set_xlabel("λ (weight of other agents' experience; 0 is IAC)")
+    ax.xaxis.set_major_formatter("{x:g}")
     ax.set_ylabel(f"final return (last {FINAL_FRACTION:.0%} of steps)")
     return "Final training return against λ (mean ± std over seeds)"
 
@@ -276,10 +282,12 @@ def plot_trials(
 ) -> Path:
     """Draws one figure of `kind` (see KINDS) from `trials` to the PNG `out`."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+    from matplotlib.ticker import EngFormatter
 
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="tight")
     ax = fig.add_subplot()
     ax.set_xlabel(STEPS_LABEL)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, 1M
     what = PLOTTERS[kind](ax, trials, label_by)
     envs = ", ".join(sorted({t.env for t in trials}))
     ax.set_title(title or f"{what}\n{envs}", fontsize=10)
