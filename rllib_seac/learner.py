@@ -179,24 +179,20 @@ class SEACTorchLearner(TorchLearner):
         return logits, v[..., :n_steps], v[..., n_steps:]
 
     def _accumulate_stats(self, policy, value, entropy, is_weights) -> None:
-        """Adds this step's per-module figures to the iteration's running stats.
+        """Adds this step's per-module figures to the iteration's stats.
 
-        A few tensor ops per step; `update` turns them into metrics only when
-        the metrics are reduced, so each reported figure covers every step
-        since the last report (the IS weights' min and max too).
+        A few tensor ops per step; `update` turns them into metrics only when the
+        metrics are reduced, so each reported figure covers every step since the
+        last report. The IS weights are kept whole (M x (K-1) x E x T per step) for
+        their quantiles: the paper's Fig. 6 reads their spread, not only extremes.
         """
-        means = [policy.detach(), value.detach(), entropy.detach()]
         acc = self._stats
+        losses = torch.stack([policy.detach(), value.detach(), entropy.detach()])
+        acc["sum"] = losses if "sum" not in acc else acc["sum"] + losses
+        acc["steps"] = acc.get("steps", 0) + 1
         if self._has_other_data:
             others = (~self._own)[:, :, None, None].expand_as(is_weights)
-            means.append((is_weights * others).sum((1, 2, 3)) / others.sum((1, 2, 3)))
-            low = is_weights.masked_fill(~others, float("inf")).amin((1, 2, 3))
-            high = is_weights.masked_fill(~others, float("-inf")).amax((1, 2, 3))
-            acc["min"] = low if "min" not in acc else torch.minimum(acc["min"], low)
-            acc["max"] = high if "max" not in acc else torch.maximum(acc["max"], high)
-        means = torch.stack(means)
-        acc["sum"] = means if "sum" not in acc else acc["sum"] + means
-        acc["steps"] = acc.get("steps", 0) + 1
+            acc.setdefault("is_weights", []).append(is_weights[others].reshape(len(others), -1))
 
     def update(self, *args, _no_metrics_reduce: bool = False, **kwargs):
         super().update(*args, _no_metrics_reduce=True, **kwargs)
@@ -209,10 +205,17 @@ class SEACTorchLearner(TorchLearner):
         acc, self._stats = self._stats, {}
         if not acc:
             return
-        names = ["policy_loss", "value_loss", "entropy", "is_weight_mean"]
-        columns = {name: row for name, row in zip(names, acc["sum"] / acc["steps"])}
-        if "min" in acc:
-            columns.update(is_weight_min=acc["min"], is_weight_max=acc["max"])
+        columns = dict(zip(["policy_loss", "value_loss", "entropy"], acc["sum"] / acc["steps"]))
+        if "is_weights" in acc:
+            weights = torch.cat(acc["is_weights"], dim=1)
+            q05, q95 = torch.quantile(weights, torch.tensor([0.05, 0.95]), dim=1)
+            columns.update(
+                is_weight_mean=weights.mean(1),
+                is_weight_min=weights.amin(1),
+                is_weight_max=weights.amax(1),
+                is_weight_q05=q05,
+                is_weight_q95=q95,
+            )
         for name, row in columns.items():
             for m, mid in enumerate(self._module_ids):
                 self.metrics.log_value((mid, name), row[m].item(), window=1)

@@ -23,7 +23,7 @@ KINDS = ("returns", "is-weights", "agents", "lambda")
 STEPS = "num_env_steps_sampled_lifetime"
 RETURN = "env_runners/episode_return_mean"
 AGENT_RETURN = "env_runners/agent_episode_returns_mean/"
-IS_WEIGHT = "is_weight_{}"  # learners/<module>/is_weight_{mean,min,max}
+IS_WEIGHT = "is_weight_{}"  # learners/<module>/is_weight_{mean,min,max,q05,q95}
 # "Final" return: the mean over the last tenth of a trial's env steps.
 FINAL_FRACTION = 0.1
 FIGSIZE = (7.0, 4.5)  # inches; at DPI, a 700 x 450 PNG
@@ -186,14 +186,14 @@ def _plot_is_weights(ax, trials, label_by):
         )
         for mid in modules:
             stats = {}
-            for stat in ("mean", "min", "max"):
+            for stat in ("mean", "q05", "q95"):
                 curves = [t.series(f"learners/{mid}/{IS_WEIGHT.format(stat)}") for t in group]
                 stats[stat] = on_common_grid([c for c in curves if len(c[0])], label)
             grid, means = stats["mean"]
             (line,) = ax.plot(grid, means.mean(0), label=f"{label} {mid} (n={len(means)})")
-            # The band spans the lowest and highest weight of any seed.
-            low, high = stats["min"][1].min(0), stats["max"][1].max(0)
-            ax.fill_between(stats["min"][0], low, high, alpha=0.15, color=line.get_color())
+            # The band holds the middle 90 % of an iteration's weights (mean over seeds).
+            low, high = stats["q05"][1].mean(0), stats["q95"][1].mean(0)
+            ax.fill_between(stats["q05"][0], low, high, alpha=0.15, color=line.get_color())
             drawn += 1
     if not drawn:
         raise NoResultsError(
@@ -201,11 +201,10 @@ def _plot_is_weights(ax, trials, label_by):
             "policy) records them (learners/<agent>/is_weight_mean)"
         )
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
-    # Ratios: a log scale shows 0.5 and 2 alike, and keeps the mean readable next to
-    # an iteration's largest weight (one rare action can weigh 100 or more).
+    # Ratios: a log scale shows 0.5 and 2 alike.
     ax.set_yscale("log")
     ax.set_ylabel("importance weight π_i(a|o) / π_k(a|o)")
-    return "SEAC importance weights (mean, min–max band per agent)"
+    return "SEAC importance weights (mean, 5th–95th percentile band per agent)"
 
 
 def _plot_agents(ax, trials, label_by):

@@ -51,6 +51,7 @@ def test_two_iterations(variant, training, modules, has_is_weights):
         assert ("is_weight_mean" in stats) == has_is_weights
         if has_is_weights:
             assert stats["is_weight_min"] <= stats["is_weight_mean"] <= stats["is_weight_max"]
+            assert stats["is_weight_min"] <= stats["is_weight_q05"] <= stats["is_weight_q95"]
         # Every module was trained: its weights moved.
         assert any(not torch.equal(before[m][k], after[m][k]) for k in before[m]), m
 
