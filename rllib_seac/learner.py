@@ -85,8 +85,10 @@ class SEACTorchLearner(TorchLearner):
     def compute_losses(self, *, fwd_out, batch):
         cfg = self.config
         data = self._stream_data(batch)  # column -> [K, E, T, ...], agent order
-        # Per (module m, stream k) pair: [M, K', E, T, ...].
-        pairs = {col: value[self._streams] for col, value in data.items()}
+        # Per (module m, stream k) pair: [M, K', E, T, ...]. Observations are only
+        # gathered per pair when modules see different data (IAC).
+        pair_columns = COLUMNS[2:] if self._shared_inputs else COLUMNS
+        pairs = {col: data[col][self._streams] for col in pair_columns}
         logits, values, next_values = self._evaluate(data, pairs)
 
         log_pi = F.log_softmax(logits, dim=-1)
