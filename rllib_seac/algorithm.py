@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import ray
+from ray.exceptions import RayTaskError
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (
@@ -16,6 +17,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_seac.learner import REWARDS
 from rllib_seac.rl_module import flat_parameters
 
 
@@ -51,24 +53,38 @@ class SEAC(Algorithm):
                 rollouts = self._sample()
             if not rollouts:
                 return
+            batches = _train_batches(rollouts, max(1, self.config.num_learners))
+            if not batches:
+                continue
             last = update == n_updates - 1
             with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-                results = self.learner_group.update(
-                    batch=_train_batch(rollouts),
-                    timesteps={
-                        NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                            (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
-                        )
-                    },
-                    # Reducing the learner's metrics costs more than a small A2C
-                    # step: do it once per iteration (losses are logged window=1).
-                    _no_metrics_reduce=not last,
-                )
+                results = self._update(batches, reduce_metrics=last)
             if last:
                 self.metrics.aggregate(results, key=LEARNER_RESULTS)
             with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
                 self._sync_weights()
         self.metrics.aggregate(self._env_runner_metrics(), key=ENV_RUNNER_RESULTS)
+
+    def _update(self, batches: list[MultiAgentBatch], reduce_metrics: bool):
+        try:
+            return self.learner_group.update(
+                # One batch per learner; a single one RLlib passes on as is.
+                **({"batch": batches[0]} if len(batches) == 1 else {"batches": batches}),
+                timesteps={
+                    NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                        (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
+                    )
+                },
+                # Reducing the learner's metrics costs more than a small A2C step:
+                # do it once per iteration (losses are logged window=1).
+                _no_metrics_reduce=not reduce_metrics,
+            )
+        except RayTaskError as error:
+            # A remote learner's non-finite stop arrives wrapped in its traceback;
+            # its message names the agent and the quantity: pass on just that.
+            if isinstance(error.cause, FloatingPointError):
+                raise error.cause from None
+            raise
 
     def _sync_weights(self) -> None:
         group = self.env_runner_group
@@ -110,20 +126,28 @@ class SEAC(Algorithm):
         return group.foreach_env_runner(lambda runner: runner.get_metrics(), local_env_runner=False)
 
 
-def _train_batch(rollouts: list[dict]) -> MultiAgentBatch:
-    """Joins the runners' rollouts along the env axis and flattens to rows.
+def _train_batches(rollouts: list[dict], n_learners: int) -> list[MultiAgentBatch]:
+    """Joins the runners' rollouts along the env axis, then gives each learner an
+    equal share of the envs, flattened to rows.
 
-    Each column arrives as [agents of the module, envs, n_steps, ...]; rows keep
-    that order, which the learner undoes with a reshape.
+    Each column arrives as [agents of the module, envs, n_steps, ...]; a share keeps
+    that layout for its envs, which the learner undoes with a reshape. While a failed
+    env runner restarts, envs that do not divide evenly sit out the update: equal
+    shares keep the learners' averaged gradient the whole batch's (none when fewer
+    envs than learners are left).
     """
-    batches = {}
-    for mid in rollouts[0]:
-        columns = {}
-        for col in rollouts[0][mid]:
-            joined = np.concatenate([r[mid][col] for r in rollouts], axis=1)
-            columns[col] = joined.reshape(-1, *joined.shape[3:])
-        batches[mid] = SampleBatch(columns)
-    env_steps = sum(
-        v.shape[1] * v.shape[2] for v in (next(iter(r.values()))["rewards"] for r in rollouts)
-    )
-    return MultiAgentBatch(batches, env_steps=env_steps)
+    joined = {
+        mid: {col: np.concatenate([r[mid][col] for r in rollouts], axis=1) for col in columns}
+        for mid, columns in rollouts[0].items()
+    }
+    n_envs, n_steps = next(iter(joined.values()))[REWARDS].shape[1:3]
+    share = n_envs // n_learners
+    batches = []
+    for i in range(n_learners if share else 0):
+        envs = slice(i * share, (i + 1) * share)
+        modules = {
+            mid: SampleBatch({col: v[:, envs].reshape(-1, *v.shape[3:]) for col, v in cols.items()})
+            for mid, cols in joined.items()
+        }
+        batches.append(MultiAgentBatch(modules, env_steps=share * n_steps))
+    return batches

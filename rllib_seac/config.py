@@ -165,9 +165,18 @@ class SEACConfig(AlgorithmConfig):
         )
 
     def get_default_learner_class(self):
+        if self.num_learners > 1:
+            from rllib_seac.data_parallel import DataParallelSEACLearner
+
+            return DataParallelSEACLearner
         from rllib_seac.learner import SEACTorchLearner
 
         return SEACTorchLearner
+
+    def envs_per_update(self) -> int:
+        """Envs whose n-step rollouts make one update's batch (the local runner's when
+        there are no remote ones)."""
+        return self.num_envs_per_env_runner * max(1, self.num_env_runners)
 
     def module_agents(self) -> dict[str, list[str]]:
         """ModuleID -> the agents it acts for, in agent order."""
@@ -207,10 +216,12 @@ class SEACConfig(AlgorithmConfig):
             )
         if self.num_envs_per_env_runner < 1:
             fail(f"num_envs_per_env_runner must be >= 1, got {self.num_envs_per_env_runner}.")
-        if self.num_learners > 1:
+        if self.num_learners > 1 and self.envs_per_update() % self.num_learners:
             fail(
-                "num_learners > 1 is not supported yet: the learner needs every "
-                "agent's whole rollout to build the cross-agent terms. Use one learner."
+                f"num_learners ({self.num_learners}) must divide the envs of one update "
+                f"(num_envs_per_env_runner x num_env_runners = {self.envs_per_update()}): "
+                "each learner trains on an equal share of the envs, so that the average "
+                "of their gradients is the whole batch's."
             )
         if self.evaluation_interval:
             fail(

@@ -45,10 +45,12 @@ def test_continuous_actions_are_refused():
         config.validate()
 
 
-def test_multiple_learners_are_refused():
-    config = SEACConfig().environment(RWARE).learners(num_learners=2)
-    with pytest.raises(SEACConfigError, match="num_learners > 1 is not supported"):
+def test_learners_must_divide_the_envs_of_an_update():
+    config = SEACConfig().environment(RWARE).learners(num_learners=3)
+    with pytest.raises(SEACConfigError, match=r"num_learners \(3\) must divide the envs"):
         config.validate()
+    config = SEACConfig().environment(RWARE).env_runners(num_env_runners=3)
+    config.learners(num_learners=3).validate()  # 3 runners x 4 envs: 4 envs per learner
 
 
 def test_defaults_are_table_2_and_agents_come_from_the_env():

@@ -1,0 +1,73 @@
+"""Data-parallel SEAC learners (num_learners > 1): each holds an equal share of the envs.
+
+RLlib's data parallelism wraps each module in torch DDP, whose gradient hooks are
+armed only by DDP's own forward call. SEAC's learner evaluates the modules' actor
+and critic directly (stacked across agents), so DDP would never average anything.
+This learner keeps the modules unwrapped and averages the gradients itself: one
+all_reduce per step over every parameter. Each learner's loss is a mean over its
+envs and steps, and the shares are equal (`SEACConfig.validate`), so the average is
+the gradient of the whole batch; per-agent clipping then sees the same norm as a
+single learner would.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from rllib_seac.learner import SEACTorchLearner
+
+NON_FINITE_ELSEWHERE = (
+    "SEAC stopped before updating the weights: another learner's share of the batch "
+    "gave a non-finite loss (that learner's error names the agent and the quantity)."
+)
+
+
+class DataParallelSEACLearner(SEACTorchLearner):
+    def _make_modules_ddp_if_necessary(self) -> None:
+        # Instead of wrapping in DDP (see the module docstring): start every learner
+        # from learner 0's weights, as DDP's constructor would.
+        for param in self._all_parameters():
+            dist.broadcast(param.data, src=0)
+
+    def _uncompiled_update(self, batch, **kwargs):
+        # TorchLearner's own enters each module's DDP `no_sync()`, which unwrapped
+        # modules do not have; otherwise the same steps.
+        self._compute_off_policyness(batch)
+        fwd_out = self.module.forward_train(batch)
+        loss_per_module = self.compute_losses(fwd_out=fwd_out, batch=batch)
+        gradients = self.compute_gradients(loss_per_module)
+        self.apply_gradients(self.postprocess_gradients(gradients))
+        return fwd_out, loss_per_module, {}
+
+    def compute_losses(self, *, fwd_out, batch):
+        # A learner that stops on a non-finite loss must not leave the others
+        # waiting for its gradients in all_reduce: all agree first.
+        try:
+            losses = super().compute_losses(fwd_out=fwd_out, batch=batch)
+        except FloatingPointError:
+            _all_agree(False)
+            raise
+        if not _all_agree(True):
+            raise FloatingPointError(NON_FINITE_ELSEWHERE)
+        return losses
+
+    def compute_gradients(self, loss_per_module, **kwargs):
+        grads = super().compute_gradients(loss_per_module, **kwargs)
+        tensors = [g for g in grads.values() if g is not None]
+        flat = torch.cat([g.reshape(-1) for g in tensors])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        chunks = torch.split(flat, [g.numel() for g in tensors])
+        torch._foreach_copy_(tensors, [c.view_as(g) for c, g in zip(chunks, tensors)])
+        return grads
+
+    def _all_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for mid in sorted(self.module.keys()) for p in self.module[mid].parameters()]
+
+
+def _all_agree(ok: bool) -> bool:
+    """True when every learner's `ok` is True."""
+    flag = torch.tensor([0.0 if ok else 1.0])
+    dist.all_reduce(flag)
+    return flag.item() == 0.0
