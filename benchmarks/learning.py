@@ -94,7 +94,7 @@ def main() -> None:
             f"{args.env_steps:,} env steps per trial, {args.seeds} seed(s) per algorithm, "
             f"{CONCURRENT_TRIALS} trials at a time; errored trials: {results.num_errors}.",
             "Return: the episode return summed over agents, each iteration's mean over the "
-            "last 100 training episodes.",
+            "training episodes that ended in it.",
             "",
             *threshold_table(trials, args.threshold, args.env_steps),
             "",
