@@ -1,16 +1,11 @@
 """A batch of envs of one task stepped together, seen as arrays [agents, envs, ...].
 
-`EnvBatch` steps its envs in the calling process. `SubprocessEnvBatch` splits them
-over worker processes that step in parallel (as A2C's SubprocVecEnv does), so one
-env runner can use several cores for the env, which dominates SEAC's time.
-Both reset an env as soon as its episode ends: `step` returns the final
+An env is reset as soon as its episode ends: `step` returns the final
 observation of the ended episode in `next_obs` and the first one of the new
 episode in `obs`.
 """
 
 from __future__ import annotations
-
-import multiprocessing as mp
 
 import numpy as np
 
@@ -74,63 +69,3 @@ class EnvBatch:
     def close(self) -> None:
         for env in self.envs:
             env.close()
-
-
-def _serve(conn, env, env_config, n_envs, seed, first_index) -> None:
-    """Worker process: owns an EnvBatch and answers (method, argument) requests."""
-    batch = EnvBatch(env, env_config, n_envs, seed, first_index)
-    conn.send((batch.agent_ids, batch.obs_space, batch.action_space))
-    while True:
-        method, arg = conn.recv()
-        if method == "close":
-            batch.close()
-            conn.close()
-            return
-        conn.send(batch.reset() if method == "reset" else batch.step(arg))
-
-
-class SubprocessEnvBatch:
-    """The same interface as EnvBatch, with the envs split over worker processes."""
-
-    def __init__(self, env, env_config, n_envs: int, seed: int | None, n_processes: int):
-        # fork: spawn and forkserver re-import the user's __main__ in each worker,
-        # which reruns an unguarded training script. The workers only step envs:
-        # they never touch the torch or Ray state the parent's threads hold.
-        ctx = mp.get_context("fork")
-        sizes = [len(part) for part in np.array_split(np.arange(n_envs), n_processes) if len(part)]
-        self._conns, self._procs, self._slices = [], [], []
-        start = 0
-        for size in sizes:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_serve, args=(child, env, dict(env_config), size, seed, start), daemon=True
-            )
-            proc.start()
-            child.close()
-            self._conns.append(parent)
-            self._procs.append(proc)
-            self._slices.append(slice(start, start + size))
-            start += size
-        self.agent_ids, self.obs_space, self.action_space = [c.recv() for c in self._conns][0]
-
-    def reset(self) -> np.ndarray:
-        for conn in self._conns:
-            conn.send(("reset", None))
-        return np.concatenate([conn.recv() for conn in self._conns], axis=1)
-
-    def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
-        for conn, part in zip(self._conns, self._slices):
-            conn.send(("step", actions[:, part]))
-        parts = [conn.recv() for conn in self._conns]
-        return {
-            k: np.concatenate([p[k] for p in parts], axis=-1 if k == "ended" else 1)
-            for k in parts[0]
-        }
-
-    def close(self) -> None:
-        for conn, proc in zip(self._conns, self._procs):
-            try:
-                conn.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
-            proc.join(timeout=5)

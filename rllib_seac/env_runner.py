@@ -1,9 +1,10 @@
 """SEACEnvRunner: synchronous n-step rollouts of all agents in all envs, batched.
 
-One forward pass per step serves every agent of every env (the agents' actors are
-stacked and vmapped), and a rollout comes back as dense arrays laid out
-[agents, envs, n_steps, ...], the layout SEAC's learner consumes. No per-step
-episode objects are built: A2C needs only the last n steps.
+The rollouts come from a `RolloutCollector` (envs stepped in the runner's own
+process) or from `RolloutWorkers` (slices of the envs in forked worker
+processes), as dense arrays laid out [agents, envs, n_steps, ...], the layout
+SEAC's learner consumes. No per-step episode objects are built: A2C needs only
+the last n steps.
 """
 
 from __future__ import annotations
@@ -31,17 +32,9 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
-from rllib_seac.env_batch import EnvBatch, SubprocessEnvBatch
-from rllib_seac.learner import (
-    ACTIONS,
-    BEHAVIOUR_LOGP,
-    NEXT_OBS,
-    OBS,
-    REWARDS,
-    TERMINATEDS,
-    TRUNCATEDS,
-)
-from rllib_seac.rl_module import load_flat_parameters, stack_mlps, stacked_forward
+from rllib_seac.env_batch import EnvBatch
+from rllib_seac.rl_module import flat_parameters, load_flat_parameters
+from rllib_seac.rollouts import RolloutCollector, RolloutWorkers
 
 
 class SEACEnvRunner(EnvRunner, Checkpointable):
@@ -51,43 +44,70 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         # synchronisation, and spin against the env and learner for the cores.
         torch.set_num_threads(1)
         self.spaces = kwargs.get("spaces") or {}
-        self.envs = None
+        self.agent_ids = None
         self.module = None
+        self._rollouts = None  # a RolloutCollector or RolloutWorkers
+        self._weights_changed = False  # since the workers last got weights
         # A local runner beside remote ones samples nothing: it needs no envs.
         if (self.worker_index or 0) > 0 or self.config.num_env_runners == 0:
             self.make_env()
         self.make_module()
         self._weights_seq_no = 0
-        self._obs = None  # [N, E, D], the observations the next step acts on
 
     # --- set-up ---------------------------------------------------------------
     def make_env(self):
-        if self.envs is not None:
-            self.envs.close()
+        self._stop_rollouts()
         config = self.config
-        env_config = EnvContext(
+        self._env_config = EnvContext(
             dict(config.env_config),
             worker_index=self.worker_index or 0,
             num_workers=config.num_env_runners,
         )
-        n_envs, processes = config.num_envs_per_env_runner, config.num_env_processes_per_env_runner
-        if processes:
-            self.envs = SubprocessEnvBatch(config.env, env_config, n_envs, self._seed, processes)
-        else:
-            self.envs = EnvBatch(config.env, env_config, n_envs, self._seed)
-        self.agent_ids = self.envs.agent_ids
-        self._obs_space, self._act_space = self.envs.obs_space, self.envs.action_space
-        self._obs = None
-        self._returns = np.zeros((len(self.agent_ids), n_envs))
-        self._lengths = np.zeros(n_envs, dtype=np.int64)
+        probe = EnvBatch(config.env, self._env_config, 1, None)  # agent ids and spaces
+        self.agent_ids = probe.agent_ids
+        self._obs_space, self._act_space = probe.obs_space, probe.action_space
+        probe.close()
+        if self.module is not None:
+            self._start_rollouts()
 
     def make_module(self):
         spec = self.config.get_multi_rl_module_spec(spaces=self.get_spaces(), inference_only=True)
         self.module = spec.build()
-        self._actors = None
+        if self.agent_ids is not None:
+            self._start_rollouts()
+
+    def _start_rollouts(self) -> None:
+        self._stop_rollouts()
+        config, seed = self.config, self._seed
+        n_envs, processes = config.num_envs_per_env_runner, config.num_env_processes_per_env_runner
+        module_of_agent = [config.policy_mapping_fn(aid, None) for aid in self.agent_ids]
+        if processes:
+            self._rollouts = RolloutWorkers(
+                config.env,
+                self._env_config,
+                n_envs,
+                seed,
+                processes,
+                self.module,
+                module_of_agent,
+                config.n_steps,
+            )
+            self._weights_changed = True
+        else:
+            envs = EnvBatch(config.env, self._env_config, n_envs, seed)
+            collector_seed = None if seed is None else seed * 1000
+            self._rollouts = RolloutCollector(
+                envs, self.module, module_of_agent, config.n_steps, collector_seed
+            )
+        self._n_envs = n_envs
+
+    def _stop_rollouts(self) -> None:
+        if self._rollouts is not None:
+            self._rollouts.close()
+            self._rollouts = None
 
     def get_spaces(self):
-        if self.envs is None:
+        if self.agent_ids is None:
             return self.spaces
         return {
             INPUT_ENV_SPACES: (
@@ -101,22 +121,9 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         }
 
     def assert_healthy(self):
-        assert self.module is not None and (self.envs is not None or self.worker_index == 0)
+        assert self.module is not None and (self._rollouts is not None or self.worker_index == 0)
 
     # --- sampling -------------------------------------------------------------
-    @torch.no_grad()
-    def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Samples a^j ~ pi_j(.|o^j) for all agents j and envs: [N, E] actions, log-probs."""
-        if self._actors is None:  # re-stacked after each weight update
-            mids = [self.config.policy_mapping_fn(a, None) for a in self.agent_ids]
-            self._actors = stack_mlps([self.module[mid].actor for mid in mids])
-        logits = stacked_forward(self._actors, torch.from_numpy(obs))
-        log_pi = torch.log_softmax(logits, dim=-1)
-        actions = torch.multinomial(log_pi.exp().reshape(-1, log_pi.shape[-1]), 1)
-        actions = actions.reshape(log_pi.shape[:-1])
-        logp = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        return actions.numpy(), logp.numpy()
-
     def sample(
         self, weights: np.ndarray | None = None, **kwargs
     ) -> dict[str, dict[str, np.ndarray]]:
@@ -127,39 +134,14 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         """
         if weights is not None:
             load_flat_parameters(self.module, torch.from_numpy(weights))
-            self._actors = None
-        n_agents, n_envs = self._returns.shape
-        n_steps = self.config.n_steps
-        if self._obs is None:
-            self._obs = self.envs.reset()
-        shape = (n_agents, n_envs, n_steps)
-        out = {
-            OBS: np.empty((*shape, *self._obs_space.shape), np.float32),
-            NEXT_OBS: np.empty((*shape, *self._obs_space.shape), np.float32),
-            ACTIONS: np.empty(shape, np.int64),
-            BEHAVIOUR_LOGP: np.empty(shape, np.float32),
-            REWARDS: np.empty(shape, np.float32),
-            TERMINATEDS: np.empty(shape, bool),
-            TRUNCATEDS: np.empty(shape, bool),
-        }
-        for t in range(n_steps):
-            out[OBS][:, :, t] = self._obs
-            actions, logp = self._act(self._obs)
-            out[ACTIONS][:, :, t] = actions
-            out[BEHAVIOUR_LOGP][:, :, t] = logp
-            step = self.envs.step(actions)
-            out[NEXT_OBS][:, :, t] = step["next_obs"]
-            out[REWARDS][:, :, t] = step["rewards"]
-            out[TERMINATEDS][:, :, t] = step["terminated"]
-            out[TRUNCATEDS][:, :, t] = step["truncated"]
-            self._returns += step["rewards"]
-            self._lengths += 1
-            for e in np.flatnonzero(step["ended"]):
-                self._log_episode(e)
-                self._returns[:, e] = 0.0
-                self._lengths[e] = 0
-            self._obs = step["obs"]
-        steps = n_envs * n_steps
+            self._on_new_weights()
+        if isinstance(self._rollouts, RolloutWorkers):
+            out, episodes = self._gather_from_workers()
+        else:
+            out, episodes = self._rollouts.collect()
+        for returns, length in episodes:
+            self._log_episode(returns, length)
+        steps = self._n_envs * self.config.n_steps
         self.num_env_steps_sampled_lifetime += steps
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, steps, reduce="sum")
         self.metrics.log_value(
@@ -167,26 +149,49 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         )
         return self._by_module(out)
 
+    def _gather_from_workers(self):
+        workers = self._rollouts
+        if not workers.in_flight:
+            workers.request(self._weights_for_workers())
+        rollout = workers.gather()
+        if self.config.overlap_sampling:
+            # The workers step the next rollout, with the weights from before the
+            # coming learner step, while the learner runs.
+            workers.request(self._weights_for_workers())
+        return rollout
+
+    def _weights_for_workers(self) -> np.ndarray | None:
+        if not self._weights_changed:
+            return None
+        self._weights_changed = False
+        return flat_parameters(self.module).numpy()
+
+    def _on_new_weights(self) -> None:
+        if isinstance(self._rollouts, RolloutWorkers):
+            self._weights_changed = True
+        elif self._rollouts is not None:
+            self._rollouts.weights_changed()
+
     def _by_module(self, out: dict) -> dict[str, dict[str, np.ndarray]]:
         rows: dict[str, list[int]] = {}
         for j, aid in enumerate(self.agent_ids):
             rows.setdefault(self.config.policy_mapping_fn(aid, None), []).append(j)
         return {mid: {col: v[idx] for col, v in out.items()} for mid, idx in rows.items()}
 
-    def _log_episode(self, e: int) -> None:
+    def _log_episode(self, returns: np.ndarray, length: int) -> None:
         win = max(
             1,
             math.ceil(
                 self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)
             ),
         )
-        total = float(self._returns[:, e].sum())
+        total = float(returns.sum())
         self.metrics.log_dict(
             {
                 EPISODE_RETURN_MEAN: total,
-                EPISODE_LEN_MEAN: int(self._lengths[e]),
+                EPISODE_LEN_MEAN: length,
                 EPISODE_AGENT_RETURN_MEAN: {
-                    aid: float(r) for aid, r in zip(self.agent_ids, self._returns[:, e])
+                    aid: float(r) for aid, r in zip(self.agent_ids, returns)
                 },
             },
             window=win,
@@ -221,7 +226,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
                     module_state = ray.get(module_state)
                 self.module.set_state(module_state)
-                self._actors = None
+                self._on_new_weights()
             if seq_no > 0:
                 self._weights_seq_no = seq_no
         if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
@@ -234,7 +239,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             torch._foreach_copy_(
                 list(self.module[mid].parameters()), list(module[mid].parameters())
             )
-        self._actors = None
+        self._on_new_weights()
 
     def get_ctor_args_and_kwargs(self):
         return (), {"config": self.config}
@@ -243,5 +248,4 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         return [(COMPONENT_RL_MODULE, self.module)]
 
     def stop(self):
-        if self.envs is not None:
-            self.envs.close()
+        self._stop_rollouts()

@@ -1,0 +1,168 @@
+"""n-step rollouts of all agents in a batch of envs, in process or in worker processes.
+
+`RolloutCollector` steps an `EnvBatch` with the agents' policies (one batched
+forward per step for every agent and env) and returns dense arrays laid out
+[agents, envs, n_steps, ...] plus the episodes that ended. `RolloutWorkers` runs
+collectors over slices of the envs in forked processes, one message per rollout
+each way, so the envs step on several cores; the policy weights travel as one
+flat array.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import torch
+
+from rllib_seac.env_batch import EnvBatch
+from rllib_seac.learner import (
+    ACTIONS,
+    BEHAVIOUR_LOGP,
+    NEXT_OBS,
+    OBS,
+    REWARDS,
+    TERMINATEDS,
+    TRUNCATEDS,
+)
+from rllib_seac.rl_module import load_flat_parameters, stack_mlps, stacked_forward
+
+
+class RolloutCollector:
+    def __init__(self, envs: EnvBatch, module, module_of_agent, n_steps: int, seed=None):
+        self.envs, self.module, self.n_steps = envs, module, n_steps
+        self._module_of_agent = module_of_agent
+        self._actors = None
+        # Its own random stream for the actions, so that a seeded rollout does not
+        # depend on which process collects it.
+        self._rng = torch.Generator()
+        if seed is None:
+            self._rng.seed()
+        else:
+            self._rng.manual_seed(seed)
+        self._obs = None  # [N, E, D], what the next step acts on
+        n_agents, n_envs = len(envs.agent_ids), len(envs.envs)
+        self._returns = np.zeros((n_agents, n_envs))
+        self._lengths = np.zeros(n_envs, dtype=np.int64)
+
+    def weights_changed(self) -> None:
+        self._actors = None
+
+    @torch.no_grad()
+    def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Samples a^j ~ pi_j(.|o^j) for all agents j and envs: [N, E] actions, log-probs."""
+        if self._actors is None:  # re-stacked after each weight update
+            self._actors = stack_mlps([self.module[m].actor for m in self._module_of_agent])
+        logits = stacked_forward(self._actors, torch.from_numpy(obs))
+        log_pi = torch.log_softmax(logits, dim=-1)
+        probs = log_pi.exp().reshape(-1, log_pi.shape[-1])
+        actions = torch.multinomial(probs, 1, generator=self._rng)
+        actions = actions.reshape(log_pi.shape[:-1])
+        logp = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return actions.numpy(), logp.numpy()
+
+    def collect(self) -> tuple[dict[str, np.ndarray], list[tuple[np.ndarray, int]]]:
+        """One rollout: columns [N, E, T, ...], and (per-agent return, length) of
+        every episode that ended in it."""
+        if self._obs is None:
+            self._obs = self.envs.reset()
+        shape = (*self._returns.shape, self.n_steps)
+        obs_shape = self._obs.shape[2:]
+        out = {
+            OBS: np.empty((*shape, *obs_shape), np.float32),
+            NEXT_OBS: np.empty((*shape, *obs_shape), np.float32),
+            ACTIONS: np.empty(shape, np.int64),
+            BEHAVIOUR_LOGP: np.empty(shape, np.float32),
+            REWARDS: np.empty(shape, np.float32),
+            TERMINATEDS: np.empty(shape, bool),
+            TRUNCATEDS: np.empty(shape, bool),
+        }
+        episodes = []
+        for t in range(self.n_steps):
+            out[OBS][:, :, t] = self._obs
+            actions, logp = self._act(self._obs)
+            out[ACTIONS][:, :, t] = actions
+            out[BEHAVIOUR_LOGP][:, :, t] = logp
+            step = self.envs.step(actions)
+            out[NEXT_OBS][:, :, t] = step["next_obs"]
+            out[REWARDS][:, :, t] = step["rewards"]
+            out[TERMINATEDS][:, :, t] = step["terminated"]
+            out[TRUNCATEDS][:, :, t] = step["truncated"]
+            self._returns += step["rewards"]
+            self._lengths += 1
+            for e in np.flatnonzero(step["ended"]):
+                episodes.append((self._returns[:, e].copy(), int(self._lengths[e])))
+                self._returns[:, e] = 0.0
+                self._lengths[e] = 0
+            self._obs = step["obs"]
+        return out, episodes
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def _serve(conn, env, env_config, n_envs, seed, first_index, module, module_of_agent, n_steps):
+    """Worker process: a collector over its slice of the envs, one rollout per request."""
+    torch.set_num_threads(1)
+    envs = EnvBatch(env, env_config, n_envs, seed, first_index)
+    collector_seed = None if seed is None else seed * 1000 + first_index
+    collector = RolloutCollector(envs, module, module_of_agent, n_steps, collector_seed)
+    while True:
+        weights = conn.recv()
+        if weights is None:
+            collector.close()
+            return
+        if len(weights):
+            load_flat_parameters(collector.module, torch.from_numpy(weights))
+            collector.weights_changed()
+        conn.send(collector.collect())
+
+
+class RolloutWorkers:
+    """Collectors over slices of the envs in forked worker processes.
+
+    `request(weights)` starts a rollout in every worker; `gather()` waits for
+    them and joins the slices along the env axis. Between the two the caller is
+    free (e.g. to run a learner step).
+    """
+
+    def __init__(
+        self, env, env_config, n_envs, seed, n_processes, module, module_of_agent, n_steps
+    ):
+        # fork: spawn and forkserver re-import the user's __main__ in each worker,
+        # which reruns an unguarded training script; forked workers inherit the
+        # module to copy weights into and use no torch or Ray state of the parent.
+        ctx = mp.get_context("fork")
+        slices = [s for s in np.array_split(np.arange(n_envs), n_processes) if len(s)]
+        self._conns, self._procs = [], []
+        for part in slices:
+            parent, child = ctx.Pipe()
+            args = (child, env, dict(env_config), len(part), seed, int(part[0]), module)
+            proc = ctx.Process(target=_serve, args=(*args, module_of_agent, n_steps), daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        self.in_flight = False
+
+    def request(self, weights: np.ndarray | None) -> None:
+        message = np.empty(0, np.float32) if weights is None else weights
+        for conn in self._conns:
+            conn.send(message)
+        self.in_flight = True
+
+    def gather(self) -> tuple[dict[str, np.ndarray], list]:
+        parts = [conn.recv() for conn in self._conns]
+        self.in_flight = False
+        columns = {k: np.concatenate([p[0][k] for p in parts], axis=1) for k in parts[0][0]}
+        return columns, [episode for p in parts for episode in p[1]]
+
+    def close(self) -> None:
+        if self.in_flight:
+            self.gather()
+        for conn, proc in zip(self._conns, self._procs):
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=5)
