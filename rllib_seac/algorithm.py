@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
+
 import numpy as np
 import ray
 from ray.exceptions import RayTaskError
@@ -17,6 +20,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_seac.evaluation import CONFIG_FILE, CheckpointError
 from rllib_seac.learner import REWARDS
 from rllib_seac.rl_module import flat_parameters
 
@@ -86,6 +90,11 @@ class SEAC(Algorithm):
                 raise error.cause from None
             raise
 
+    def restore_from_path(self, path, *args, **kwargs):
+        if kwargs.get("component") is None:
+            _check_same_agents(path, self.config.agent_ids)
+        super().restore_from_path(path, *args, **kwargs)
+
     def _sync_weights(self) -> None:
         group = self.env_runner_group
         if not self.learner_group.is_local:
@@ -151,3 +160,20 @@ def _train_batches(rollouts: list[dict], n_learners: int) -> list[MultiAgentBatc
         }
         batches.append(MultiAgentBatch(modules, env_steps=share * n_steps))
     return batches
+
+
+def _check_same_agents(path, agent_ids: list[str]) -> None:
+    """Refuses a checkpoint of other agents: RLlib would load the modules whose ids
+    match and silently leave the others untrained."""
+    config_file = Path(path) / CONFIG_FILE
+    if not config_file.is_file():  # not a whole-algorithm checkpoint on this machine
+        return
+    with open(config_file, "rb") as f:
+        (saved_config, *_), _ = pickle.load(f)["ctor_args_and_kwargs"]
+    saved = list(saved_config.get("agent_ids") or [])
+    if saved != list(agent_ids):
+        raise CheckpointError(
+            f"cannot restore {path}: it was trained with {len(saved)} agents ({', '.join(saved)}), "
+            f"this SEAC has {len(agent_ids)} ({', '.join(agent_ids)}). A checkpoint restores "
+            "only into the same agents: SEAC.from_checkpoint(path) rebuilds its own env."
+        )

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rllib_seac import SEAC, SEACConfig
+from rllib_seac.evaluation import CheckpointError
 
 RWARE = "rware-tiny-2ag-v2"
 UPDATES = 10  # per iteration; 4 envs x 5 steps = 20 env steps per update
@@ -56,11 +57,18 @@ def test_two_iterations(variant, training, modules, has_is_weights):
         assert any(not torch.equal(before[m][k], after[m][k]) for k in before[m]), m
 
 
-def test_checkpoint_restores_weights_and_counters(tmp_path):
+def adam_state(algo, module_id) -> dict:
+    """Adam's step count and moments of each of the module's parameters."""
+    state = algo.learner_group.get_state(components="learner/optimizer")["learner"]
+    return state["optimizer"][f"{module_id}_default_optimizer"]["state"]["state"]
+
+
+def test_checkpoint_restores_weights_counters_and_optimizer(tmp_path):
     algo = build()
     try:
         algo.train()
         saved = weights(algo, "agent_1")
+        saved_adam = adam_state(algo, "agent_1")
         path = algo.save_to_path(str(tmp_path / "ckpt"))
     finally:
         algo.stop()
@@ -68,6 +76,10 @@ def test_checkpoint_restores_weights_and_counters(tmp_path):
     try:
         for k, v in restored.get_module("agent_1").state_dict().items():
             assert torch.equal(v, saved[k]), k
+        for param, moments in adam_state(restored, "agent_1").items():
+            assert moments["step"] == saved_adam[param]["step"] == UPDATES
+            for name in ("exp_avg", "exp_avg_sq"):
+                np.testing.assert_array_equal(moments[name], saved_adam[param][name])
         result = restored.train()
         assert result["env_runners"]["num_env_steps_sampled_lifetime"] == 2 * UPDATES * 20
     finally:
@@ -132,3 +144,17 @@ def test_same_seed_same_config_gives_identical_runs():
     (first, first_weights), (second, second_weights) = run(), run()
     assert first == second
     assert all(torch.equal(first_weights[k], second_weights[k]) for k in first_weights)
+
+
+def test_a_checkpoint_of_other_agents_is_refused(tmp_path):
+    algo = build()  # 2 agents
+    try:
+        path = algo.save_to_path(str(tmp_path / "ckpt"))
+    finally:
+        algo.stop()
+    four = SEACConfig().environment("rware-tiny-4ag-v2").build_algo()
+    try:
+        with pytest.raises(CheckpointError, match="trained with 2 agents .* this SEAC has 4"):
+            four.restore_from_path(path)
+    finally:
+        four.stop()
