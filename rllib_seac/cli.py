@@ -1,7 +1,8 @@
 """`rllib` / `rllib-seac` command line: run classic RLlib tuned-example YAML files with SEAC,
 then evaluate, render and plot the results.
 
-rllib train file tuned_configs/rware.yaml [--stop JSON] [--config JSON] [--storage-path DIR] [-v]
+rllib train file tuned_configs/rware.yaml [--stop JSON] [--config JSON] [--storage-path DIR]
+                 [--checkpoint-freq N] [--resume] [-v]
 rllib evaluate CHECKPOINT [--episodes 100] [--seed S] [--json]
 rllib render CHECKPOINT --out run.gif [--episodes 1] [--max-steps N] [--fps 10] [--seed S]
 rllib plot RUN_DIR... --out fig.png [--kind returns|is-weights|agents|lambda] [--label-by KEY]
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,12 @@ CHECKPOINT_HELP = (
     "(its latest checkpoint_*)."
 )
 PLOT_FORMATS = (".png", ".pdf", ".svg")
+# Iterations between checkpoints: 200k env steps with the defaults, about 0.6 MB per
+# checkpoint of 2 agents, so an 80M-step run keeps ~230 MB and loses at most minutes.
+DEFAULT_CHECKPOINT_FREQ = 100
+# RAY_ADDRESS values that name no host to probe.
+LOCAL_ADDRESSES = ("auto", "local")
+CLUSTER_PROBE_TIMEOUT_S = 5
 
 
 class UsageError(Exception):
@@ -66,7 +75,25 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON settings merged into each experiment's config (replacing the file's "
         f"value of each key given), e.g. '{EXAMPLE_CONFIG}'.",
     )
-    file.add_argument("--storage-path", default="results", help="Results directory (./results).")
+    file.add_argument(
+        "--storage-path",
+        default="results",
+        help="Results directory (./results), or a URI such as s3://bucket/dir; on a "
+        "multi-node cluster it must be reachable from every node.",
+    )
+    file.add_argument(
+        "--checkpoint-freq",
+        type=int,
+        default=DEFAULT_CHECKPOINT_FREQ,
+        metavar="N",
+        help=f"Checkpoint every N iterations ({DEFAULT_CHECKPOINT_FREQ}; 0: only at the end).",
+    )
+    file.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue the file's stopped runs in --storage-path from their last "
+        "checkpoints (counters and optimizer state included); finished trials stay done.",
+    )
     file.add_argument("--dry-run", action="store_true", help="Check the file and print it, no run.")
     file.add_argument("-v", "--verbose", action="store_true", help="Print each iteration's result.")
     file.set_defaults(func=_train_file)
@@ -133,11 +160,14 @@ def _add_plot(commands) -> None:
 
 
 def _train_file(args) -> int:
+    _check_at_least(args.checkpoint_freq, 0, "--checkpoint-freq")
     experiments = _load_experiments(
         Path(args.path),
         _parse_stop(args.stop),
         _parse_json_object(args.config, "--config", EXAMPLE_CONFIG),
     )
+    if not args.dry_run:
+        _check_cluster_answers()
     # Imported here so `--help` and file errors stay fast.
     import rllib_seac
 
@@ -148,9 +178,52 @@ def _train_file(args) -> int:
         for exp in experiments:
             print(f"{exp.name}: env={exp.env} stop={exp.stop} config={exp.config} grid={exp.grid}")
         return 0
-    storage = Path(args.storage_path).resolve()
-    failed = sum(_run(exp, storage, args.verbose) for exp in experiments)
+    storage = _storage(args.storage_path)
+    if args.resume:
+        for exp in experiments:
+            _check_resumable(exp, storage)
+    failed = sum(
+        _run(exp, storage, args.checkpoint_freq, args.resume, args.verbose) for exp in experiments
+    )
     return 1 if failed else 0
+
+
+def _storage(path: str) -> str:
+    # Absolute for Tune; a URI (s3://, gs://, ...) stays as given.
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def _run_dir(exp: Experiment, storage: str) -> str:
+    return f"{storage.rstrip('/')}/{exp.name}"
+
+
+def _check_resumable(exp: Experiment, storage: str) -> None:
+    from ray import tune
+
+    if not tune.Tuner.can_restore(_run_dir(exp, storage)):
+        raise UsageError(
+            f"experiment {exp.name!r}: no run to resume at {_run_dir(exp, storage)} "
+            "(start it without --resume, or give its --storage-path)."
+        )
+
+
+def _check_cluster_answers() -> None:
+    """Fails fast when RAY_ADDRESS names a cluster that does not answer: ray.init
+    would retry for minutes."""
+    address = os.environ.get("RAY_ADDRESS", "")
+    if not address or address in LOCAL_ADDRESSES:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"RAY_ADDRESS={address} is not HOST:PORT (or auto, local).")
+    try:
+        socket.create_connection((host, int(port)), timeout=CLUSTER_PROBE_TIMEOUT_S).close()
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise UsageError(
+            f"no Ray cluster answers at RAY_ADDRESS={address} ({reason}): start it with "
+            "`ray start --head` on that host, or unset RAY_ADDRESS to run on this machine."
+        ) from None
 
 
 def _evaluate(args) -> int:
@@ -324,24 +397,38 @@ def _validate(exp: Experiment) -> None:
             raise UsageError(f"experiment {exp.name!r}{where}: {e}") from None
 
 
-def _run(exp: Experiment, storage: Path, verbose: bool) -> int:
-    """Runs one experiment through Tune; returns the number of errored trials."""
+def _run(exp: Experiment, storage: str, checkpoint_freq: int, resume: bool, verbose: bool) -> int:
+    """Runs (or resumes) one experiment through Tune; returns the number of errored trials."""
     from ray import tune
 
     # Only the file's settings: SEAC fills in its defaults, and Tune's trial
     # table stays short.
     param_space = {"env": exp.env, **exp.config}
     param_space.update({key: tune.grid_search(values) for key, values in exp.grid.items()})
-    run_config = tune.RunConfig(
-        name=exp.name,
-        storage_path=str(storage),
-        stop=exp.stop,
-        checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True),
-        # Ray 2.60's output engine ignores `progress_reporter`; it shows SEAC's
-        # `_progress_metrics` (return mean, env steps) per trial, each iteration at 2.
-        verbose=2 if verbose else 1,
-    )
-    results = tune.Tuner("SEAC", param_space=param_space, run_config=run_config).fit()
+    if resume:
+        # Tune keeps the run's stop criteria and settings; trials continue from
+        # their last checkpoints, errored ones too.
+        tuner = tune.Tuner.restore(
+            _run_dir(exp, storage),
+            trainable="SEAC",
+            resume_unfinished=True,
+            resume_errored=True,
+            param_space=param_space,
+        )
+    else:
+        run_config = tune.RunConfig(
+            name=exp.name,
+            storage_path=storage,
+            stop=exp.stop,
+            checkpoint_config=tune.CheckpointConfig(
+                checkpoint_frequency=checkpoint_freq, checkpoint_at_end=True
+            ),
+            # Ray 2.60's output engine ignores `progress_reporter`; it shows SEAC's
+            # `_progress_metrics` (return mean, env steps) per trial, each iteration at 2.
+            verbose=2 if verbose else 1,
+        )
+        tuner = tune.Tuner("SEAC", param_space=param_space, run_config=run_config)
+    results = tuner.fit()
     _print_summary(exp.name, results)
     return results.num_errors
 
@@ -351,12 +438,23 @@ def _print_summary(name: str, results) -> None:
     for result in results:
         metrics = result.metrics or {}
         ret = metrics.get("env_runners", {}).get("episode_return_mean")
-        status = f"ERROR {type(result.error).__name__}" if result.error else "ok"
+        status = f"ERROR {_error_line(result.error)}" if result.error else "ok"
         ret_text = "n/a" if ret is None else f"{ret:.2f}"
         print(
             f"  {Path(result.path).name}: {status}, episode_return_mean={ret_text}, "
             f"env_steps={metrics.get(STEPS_KEY, 0):.0f}"
         )
+
+
+def _error_line(error: BaseException) -> str:
+    """The error a trial stopped on, as one line: Ray wraps a remote error, with its
+    traceback, once per actor it passed through."""
+    from ray.exceptions import RayTaskError
+
+    while isinstance(error, RayTaskError) and error.cause is not None:
+        error = error.cause
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The `rllib train file` command: input errors (exit 2, one message) and a real Tune run."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ def experiment(config: str = "{}", env: str = "rware-tiny-2ag-v2") -> str:
         (experiment("{seac_lambda: {grid_search: [1.0, -1.0]}}"), "seac_lambda must be a number"),
         (experiment("{seac_target: bogus}"), "seac_target must be one of"),
         (experiment("{seac_lamda: 1.0}"), "unknown config key 'seac_lamda'"),
+        (experiment("{seac_lamda: {grid_search: [0.0, 1.0]}}"), "unknown config key 'seac_lamda'"),
         (experiment("{seac_lambda: {grid_search: []}}"), "grid_search needs a non-empty list"),
     ],
 )
@@ -101,6 +103,35 @@ def test_config_json_is_merged_into_each_experiment(tmp_path, capsys):
     for line in lines:
         # The file's lr stays, --config's keys replace the file's (its grid too).
         assert "'lr': 0.001, 'seac_lambda': 0.5, 'updates_per_iteration': 2} grid={}" in line
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("127.0.0.1:1", "no Ray cluster answers at RAY_ADDRESS=127.0.0.1:1 (Connection refused)"),
+        ("head-node", "RAY_ADDRESS=head-node is not HOST:PORT"),
+    ],
+)
+def test_cluster_address_that_does_not_answer(monkeypatch, capsys, address, message):
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    start = time.monotonic()
+    assert main(["train", "file", str(RWARE_YAML), "--stop", ONE_ITER]) == 2
+    assert time.monotonic() - start < 10  # ray.init would retry for minutes
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--resume"], "experiment 'seac-rware-tiny-2ag': no run to resume at "),
+        (["--checkpoint-freq", "-1"], "--checkpoint-freq must be >= 0, got -1."),
+    ],
+)
+def test_bad_run_options(tmp_path, capsys, options, message):
+    args = ["train", "file", str(RWARE_YAML), "--storage-path", str(tmp_path), *options]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_help_lists_commands(capsys):
