@@ -1,4 +1,4 @@
-"""Small MultiAgentEnvs that break SEAC's space contract on purpose."""
+"""Small MultiAgentEnvs that break SEAC's contract on purpose: its spaces, finite rewards."""
 
 import gymnasium as gym
 import numpy as np
@@ -30,3 +30,40 @@ class SpacesEnv(MultiAgentEnv):
         obs, _ = self.reset()
         flags = dict.fromkeys([*self.agents, "__all__"], False)
         return obs, dict.fromkeys(self.agents, 0.0), flags, dict(flags), {}
+
+
+class NanRewardEnv(MultiAgentEnv):
+    """Two agents with random observations; agent_1's reward is NaN at step
+    `nan_at_step` (3) of each episode, 0 otherwise; episodes are truncated after 10
+    steps. With `nan_seeds`, only envs first reset with one of those seeds give NaN."""
+
+    EPISODE_STEPS = 10
+
+    def __init__(self, config=None):
+        super().__init__()
+        config = config or {}
+        self.nan_at_step = config.get("nan_at_step", 3)
+        self.nan_seeds = config.get("nan_seeds")
+        self.gives_nan = self.nan_seeds is None
+        self.agents = self.possible_agents = ["agent_0", "agent_1"]
+        self.observation_spaces = dict.fromkeys(
+            self.agents, gym.spaces.Box(-1, 1, (3,), np.float32)
+        )
+        self.action_spaces = dict.fromkeys(self.agents, gym.spaces.Discrete(2))
+        self.steps = 0
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None and self.nan_seeds is not None:
+            self.gives_nan = seed in self.nan_seeds
+        self.steps = 0
+        return {a: self.observation_spaces[a].sample() for a in self.agents}, {}
+
+    def step(self, action_dict):
+        self.steps += 1
+        obs = {a: self.observation_spaces[a].sample() for a in self.agents}
+        nan = self.gives_nan and self.steps == self.nan_at_step
+        rewards = {"agent_0": 0.0, "agent_1": np.nan if nan else 0.0}
+        truncated = self.steps == self.EPISODE_STEPS
+        terminateds = dict.fromkeys([*self.agents, "__all__"], False)
+        truncateds = dict.fromkeys([*self.agents, "__all__"], truncated)
+        return obs, rewards, terminateds, truncateds, {}
