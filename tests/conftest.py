@@ -1,8 +1,15 @@
-"""One Ray instance for the whole test session, with its files under /tmp."""
+"""One Ray instance for the whole test session, on 127.0.0.1, with its files under /tmp."""
 
-import pytest
-import ray
-import ray.tune.trainable.trainable as trainable_module
+import os
+
+# Read when Ray is imported. On Linux Ray swaps 127.0.0.1 for the machine's outward
+# address; this keeps the test clusters on loopback (it also stops `ray start` from
+# adding nodes: tests/loopback_ray_node.py lifts that for the two-node test).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+import pytest  # noqa: E402
+import ray  # noqa: E402
+import ray.tune.trainable.trainable as trainable_module  # noqa: E402
 
 # Short: Ray's socket paths must stay under the 107-byte AF_UNIX limit.
 RAY_TEMP_DIR = "/tmp/rllib_seac_ray_tests"
