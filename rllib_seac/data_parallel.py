@@ -27,8 +27,9 @@ class DataParallelSEACLearner(SEACTorchLearner):
     def _make_modules_ddp_if_necessary(self) -> None:
         # Instead of wrapping in DDP (see the module docstring): start every learner
         # from learner 0's weights, as DDP's constructor would.
-        for param in self._all_parameters():
-            dist.broadcast(param.data, src=0)
+        for module_id in sorted(self.module.keys()):
+            for param in self.module[module_id].parameters():
+                dist.broadcast(param.data, src=0)
 
     def _uncompiled_update(self, batch, **kwargs):
         # TorchLearner's own enters each module's DDP `no_sync()`, which unwrapped
@@ -61,9 +62,6 @@ class DataParallelSEACLearner(SEACTorchLearner):
         chunks = torch.split(flat, [g.numel() for g in tensors])
         torch._foreach_copy_(tensors, [c.view_as(g) for c, g in zip(chunks, tensors)])
         return grads
-
-    def _all_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for mid in sorted(self.module.keys()) for p in self.module[mid].parameters()]
 
 
 def _all_agree(ok: bool) -> bool:
