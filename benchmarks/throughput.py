@@ -6,8 +6,9 @@
 
 Default: SEAC and IAC with Table 2 settings (4 envs, 5-step rollouts, 64x64
 networks, Adam), their ratio, and the raw env (random actions, one process).
---scaling: SEAC with Table 2's 4 envs sampled in the driver, or split over 1, 2
-and 4 remote env runners that overlap sampling with learning.
+--scaling: SEAC with Table 2's 4 envs stepped in the driver, in 1 or 2 forked env
+worker processes, or in 1, 2 and 4 remote env runners; "overlapped" variants
+collect the next rollout while the learner steps (`overlap_sampling`).
 The variants alternate iteration by iteration, so machine noise hits all alike.
 An env step is one step of one env with all agents acting.
 """
@@ -96,9 +97,14 @@ def seac_vs_iac(args) -> dict:
 
 
 def scaling(args) -> dict:
-    variants = {"driver": dict(runners=0, envs_per_runner=4)}
+    variants = {
+        "driver": dict(),
+        "1_env_process_overlapped": dict(env_processes=1, overlap_sampling=True),
+        "2_env_processes": dict(env_processes=2),
+        "2_env_processes_overlapped": dict(env_processes=2, overlap_sampling=True),
+    }
     for runners in (1, 2, 4):
-        variants[f"{runners}_runners"] = dict(
+        variants[f"{runners}_runners_overlapped"] = dict(
             runners=runners, envs_per_runner=4 // runners, overlap_sampling=True
         )
     algos = {name: build(args.env, **kw) for name, kw in variants.items()}
@@ -117,7 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num-env-runners", type=int, default=0, help="0: sample in the driver")
     parser.add_argument("--overlap-sampling", action="store_true")
     parser.add_argument("--env-processes", type=int, default=0, help="per env runner")
-    parser.add_argument("--scaling", action="store_true", help="driver vs 1, 2, 4 env runners")
+    parser.add_argument("--scaling", action="store_true", help="where the envs step, compared")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
