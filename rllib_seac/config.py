@@ -113,10 +113,11 @@ class SEACConfig(AlgorithmConfig):
             entropy_coeff, vf_loss_coeff: Weights of the entropy bonus and value loss.
             adam_eps: Adam's epsilon.
             updates_per_iteration: Gradient steps per `train()` call.
-            overlap_sampling: With remote env runners, let them step the next
-                rollout while the learner updates on the current one. Uses both
-                cores, at the price of rollouts one update old: the IS weights of
-                other agents' data stay exact (they use the recorded behaviour
+            overlap_sampling: With remote env runners or env worker processes
+                (`env_runners(num_env_processes_per_env_runner=...)`), collect the
+                next rollout while the learner updates on the current one. Uses
+                more cores, at the price of rollouts one update old: the IS weights
+                of other agents' data stay exact (they use the recorded behaviour
                 log-probs); an agent's own data is then treated as on-policy
                 although its policy has moved one step. Off: exact A2C.
             hidden_sizes: Hidden layers of both the actor and the critic MLP.
