@@ -218,6 +218,10 @@ class SEACTorchLearner(TorchLearner):
                 is_weight_q05=q05,
                 is_weight_q95=q95,
             )
+        # With several learners RLlib merges their figures by each stat's reduce:
+        # the extremes of the IS weights stay extremes, the rest are averaged.
+        extremes = {"is_weight_min": "min", "is_weight_max": "max"}
         for name, row in columns.items():
             for m, mid in enumerate(self._module_ids):
-                self.metrics.log_value((mid, name), row[m].item(), window=1)
+                reduce = extremes.get(name, "mean")
+                self.metrics.log_value((mid, name), row[m].item(), reduce=reduce, window=1)
