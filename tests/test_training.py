@@ -11,10 +11,10 @@ RWARE = "rware-tiny-2ag-v2"
 UPDATES = 10  # per iteration; 4 envs x 5 steps = 20 env steps per update
 
 
-def build(**training):
+def build(env_config=None, **training):
     config = (
         SEACConfig()
-        .environment(RWARE)
+        .environment(RWARE, env_config=env_config or {})
         .training(updates_per_iteration=UPDATES, **training)
         .debugging(seed=0)
     )
@@ -124,26 +124,35 @@ def test_env_given_as_a_function_of_the_env_config():
     assert result["env_runners"]["episode_len_mean"] == 20
 
 
-def test_same_seed_same_config_gives_identical_runs():
-    def run():
-        algo = build()
-        try:
-            results = [algo.train() for _ in range(3)]
-            return [
-                (
-                    r["env_runners"].get("episode_return_mean"),
-                    r["learners"]["agent_0"]["policy_loss"],
-                    r["learners"]["agent_1"]["value_loss"],
-                    r["learners"]["agent_1"]["is_weight_max"],
-                )
-                for r in results
-            ], weights(algo, "agent_1")
-        finally:
-            algo.stop()
+def fingerprint(env_config=None):
+    """Per-iteration figures of 3 iterations and agent_1's final weights."""
+    algo = build(env_config)
+    try:
+        results = [algo.train() for _ in range(3)]
+        return [
+            (
+                r["env_runners"].get("episode_return_mean"),
+                r["learners"]["agent_0"]["policy_loss"],
+                r["learners"]["agent_1"]["value_loss"],
+                r["learners"]["agent_1"]["is_weight_max"],
+            )
+            for r in results
+        ], weights(algo, "agent_1")
+    finally:
+        algo.stop()
 
-    (first, first_weights), (second, second_weights) = run(), run()
+
+def test_same_seed_same_config_gives_identical_runs():
+    (first, first_weights), (second, second_weights) = fingerprint(), fingerprint()
     assert first == second
     assert all(torch.equal(first_weights[k], second_weights[k]) for k in first_weights)
+
+
+def test_rwares_own_step_gives_the_same_run_as_the_fast_one():
+    (fast, fast_weights) = fingerprint()
+    (own, own_weights) = fingerprint({"fast_step": False})
+    assert fast == own
+    assert all(torch.equal(fast_weights[k], own_weights[k]) for k in fast_weights)
 
 
 def test_a_checkpoint_of_other_agents_is_refused(tmp_path):
