@@ -2,10 +2,12 @@
 
     python benchmarks/throughput.py [--env rware-tiny-2ag-v2] [--seconds 30] [--json]
         [--num-env-runners R] [--overlap-sampling] [--env-processes P]
+        [--env-config '{"fast_step": false}']
     python benchmarks/throughput.py --scaling [--seconds 20]
 
 Default: SEAC and IAC with Table 2 settings (4 envs, 5-step rollouts, 64x64
-networks, Adam), their ratio, and the raw env (random actions, one process).
+networks, Adam), their ratio, and the raw env (random actions, one process): the
+env as trained (for rware, FastWarehouse) and, for rware, rware's own step.
 --scaling: SEAC with Table 2's 4 envs stepped in the driver, in 1 or 2 forked env
 worker processes, or in 1, 2 and 4 remote env runners; "overlapped" variants
 collect the next rollout while the learner steps (`overlap_sampling`).
@@ -23,10 +25,10 @@ import time
 import numpy as np
 
 
-def raw_env_steps_per_s(env_name: str, seconds: float) -> float:
+def raw_env_steps_per_s(env_name: str, seconds: float, env_config: dict) -> float:
     from rllib_seac import make_env
 
-    env = make_env(env_name)
+    env = make_env(env_name, env_config)
     rng = np.random.default_rng(0)
     n_actions = env.get_action_space(env.possible_agents[0]).n
     env.reset(seed=0)
@@ -40,12 +42,30 @@ def raw_env_steps_per_s(env_name: str, seconds: float) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def build(env_name, seac_lambda=1.0, runners=0, envs_per_runner=4, env_processes=0, **training):
+def raw_figures(args) -> dict:
+    figures = {
+        "raw_env_steps_per_s_one_process": raw_env_steps_per_s(args.env, 10, args.env_config)
+    }
+    if args.env.startswith("rware"):
+        own = raw_env_steps_per_s(args.env, 10, {**args.env_config, "fast_step": False})
+        figures["raw_rware_own_step_steps_per_s_one_process"] = own
+    return {key: round(value, 1) for key, value in figures.items()}
+
+
+def build(
+    env_name,
+    seac_lambda=1.0,
+    runners=0,
+    envs_per_runner=4,
+    env_processes=0,
+    env_config=None,
+    **training,
+):
     from rllib_seac import SEACConfig
 
     config = (
         SEACConfig()
-        .environment(env_name)
+        .environment(env_name, env_config=env_config or {})
         .training(seac_lambda=seac_lambda, **training)
         .env_runners(
             num_env_runners=runners,
@@ -81,15 +101,19 @@ def seac_vs_iac(args) -> dict:
         envs_per_runner=4 // max(1, args.num_env_runners) if args.num_env_runners else 4,
         overlap_sampling=args.overlap_sampling,
         env_processes=args.env_processes,
+        env_config=args.env_config,
     )
     algos = {name: build(args.env, lam, **settings) for name, lam in (("seac", 1.0), ("iac", 0.0))}
     rate = rates(algos, args.seconds)
+    raw = raw_figures(args)
     return {
         "env": args.env,
+        "env_config": args.env_config,
         "seac_env_steps_per_s": round(rate["seac"], 1),
         "iac_env_steps_per_s": round(rate["iac"], 1),
         "seac_over_iac_time": round(rate["iac"] / rate["seac"], 3),
-        "raw_env_steps_per_s_one_process": round(raw_env_steps_per_s(args.env, 10), 1),
+        **raw,
+        "seac_over_raw_env": round(rate["seac"] / raw["raw_env_steps_per_s_one_process"], 3),
         "num_env_runners": args.num_env_runners,
         "overlap_sampling": args.overlap_sampling,
         "env_processes": args.env_processes,
@@ -107,12 +131,15 @@ def scaling(args) -> dict:
         variants[f"{runners}_runners_overlapped"] = dict(
             runners=runners, envs_per_runner=4 // runners, overlap_sampling=True
         )
-    algos = {name: build(args.env, **kw) for name, kw in variants.items()}
+    algos = {
+        name: build(args.env, env_config=args.env_config, **kw) for name, kw in variants.items()
+    }
     rate = rates(algos, args.seconds)
     return {
         "env": args.env,
+        "env_config": args.env_config,
         **{f"seac_env_steps_per_s_{name}": round(r, 1) for name, r in rate.items()},
-        "raw_env_steps_per_s_one_process": round(raw_env_steps_per_s(args.env, 10), 1),
+        **raw_figures(args),
     }
 
 
@@ -124,6 +151,12 @@ def main(argv=None) -> int:
     parser.add_argument("--overlap-sampling", action="store_true")
     parser.add_argument("--env-processes", type=int, default=0, help="per env runner")
     parser.add_argument("--scaling", action="store_true", help="where the envs step, compared")
+    parser.add_argument(
+        "--env-config",
+        type=json.loads,
+        default={},
+        help="JSON env config, e.g. '{\"fast_step\": false}' for rware's own step",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 

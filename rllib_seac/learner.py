@@ -102,7 +102,7 @@ class SEACTorchLearner(TorchLearner):
         # y^k_i of Eq. 5: n-step returns, bootstrapped with V_i (paper) or V_k.
         returns = losses.n_step_returns(
             pairs[REWARDS],
-            next_values.detach(),
+            next_values,
             pairs[TERMINATEDS],
             pairs[TRUNCATEDS],
             cfg.gamma,
@@ -161,24 +161,32 @@ class SEACTorchLearner(TorchLearner):
         return columns
 
     def _evaluate(self, data, pairs):
-        """logits, V(o_t) and V(o_{t+1}) of every module on its streams, [M, K', E, T]."""
+        """logits, V(o_t) and bootstrap values V(o_{t+1}) of every module on its
+        streams, [M, K', E, T]."""
         modules = [self.module[mid] for mid in self._module_ids]
         shared = self._shared_inputs
         # Shared: every module sees every agent's data, [K, E, T, D]; else module m
         # sees its own agents' data, [M, K', E, T, D].
-        obs, next_obs = (data if shared else pairs)[OBS], (data if shared else pairs)[NEXT_OBS]
+        source = data if shared else pairs
+        obs, next_obs = source[OBS], source[NEXT_OBS]
         lead = ((len(modules),) if shared else ()) + obs.shape[:-1]
 
         def run(net: str, x: torch.Tensor) -> torch.Tensor:
             nets = [getattr(m, net) for m in modules]
             flat = x.reshape(-1, x.shape[-1]) if shared else x.reshape(len(nets), -1, x.shape[-1])
-            return stacked_forward(stack_mlps(nets), flat)
+            return stacked_forward(stack_mlps(nets), flat).reshape(*lead[:-1], -1)
 
         logits = run("actor", obs).reshape(*lead, -1)
-        # One critic call for o_t and o_{t+1}, concatenated along the time axis.
-        v = run("critic", torch.cat([obs, next_obs], dim=-2)).reshape(*lead[:-1], -1)
-        n_steps = lead[-1]
-        return logits, v[..., :n_steps], v[..., n_steps:]
+        values = run("critic", obs)
+        # The n-step targets read V(o_{t+1}) only where the chain is cut: the last
+        # step, and truncations (rare). Targets are constants, so no graph either.
+        with torch.no_grad():
+            if source[TRUNCATEDS][..., :-1].any():
+                next_values = run("critic", next_obs)
+            else:
+                next_values = torch.zeros_like(values)
+                next_values[..., -1:] = run("critic", next_obs[..., -1:, :])
+        return logits, values, next_values
 
     def _accumulate_stats(self, policy, value, entropy, is_weights) -> None:
         """Adds this step's per-module figures to the iteration's stats.

@@ -48,7 +48,7 @@ def make_learner(n_agents, seac_lambda=1.0, seac_target="paper", shared=False):
     return learner, agents
 
 
-def make_streams(n_agents, seed=1):
+def make_streams(n_agents, seed=1, truncation_rate=0.15):
     """Random experience of each agent: [E, T, ...] tensors, with terminal and
     truncated steps scattered so every branch of the n-step target is used."""
     g = torch.Generator().manual_seed(seed)
@@ -56,7 +56,7 @@ def make_streams(n_agents, seed=1):
     for _ in range(n_agents):
         shape = (N_ENVS, N_STEPS)
         terminated = torch.rand(shape, generator=g) < 0.15
-        truncated = (torch.rand(shape, generator=g) < 0.15) & ~terminated
+        truncated = (torch.rand(shape, generator=g) < truncation_rate) & ~terminated
         streams.append(
             {
                 OBS: torch.randn(*shape, OBS_DIM, generator=g),
@@ -161,9 +161,11 @@ def learner_losses(learner, streams):
 @pytest.mark.parametrize("n_agents", [2, 3])
 @pytest.mark.parametrize("seac_target", ["paper", "reference"])
 @pytest.mark.parametrize("seac_lambda", [1.0, 0.3])
-def test_loss_matches_reference_of_eqs_4_and_5(n_agents, seac_target, seac_lambda):
+# Without truncations the learner evaluates V(o_{t+1}) at the rollout's last step only.
+@pytest.mark.parametrize("truncation_rate", [0.15, 0.0], ids=["truncations", "none"])
+def test_loss_matches_reference_of_eqs_4_and_5(n_agents, seac_target, seac_lambda, truncation_rate):
     learner, agents = make_learner(n_agents, seac_lambda, seac_target)
-    streams = make_streams(n_agents)
+    streams = make_streams(n_agents, truncation_rate=truncation_rate)
     losses = learner_losses(learner, streams)
     nets = nets_of(learner, agents)
     for i, aid in enumerate(agents):
