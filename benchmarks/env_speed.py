@@ -1,13 +1,15 @@
 """Env steps/s of each wrapped env next to the raw env it wraps (random actions, one process).
 
-    python benchmarks/env_speed.py [--seconds 10] [--json]
+    python benchmarks/env_speed.py [--seconds 10] [--json] [--rware-own-step]
 
 An env step is one step of one env with all agents acting. The raw env is the
 package's own env as its users step it: rware and lbforaging through gymnasium with
 a tuple of actions, predator-prey as MPE's simple_tag parallel env with the prey
 acting (randomly) too. Random actions are drawn before timing, so only the envs are
 timed, and raw and wrapped take turns every 100 steps so machine noise hits both alike.
-Overhead is the wrapper's extra time per step, in % of the raw env's.
+Overhead is the wrapper's extra time per step, in % of the raw env's; negative when
+the wrapped env is faster: the rware wrapper steps FastWarehouse (rware's dynamics,
+faster). --rware-own-step wraps rware's own class instead, to time the wrapper alone.
 """
 
 from __future__ import annotations
@@ -72,10 +74,10 @@ def raw_stepper(name: str):
     return step
 
 
-def wrapped_stepper(name: str):
+def wrapped_stepper(name: str, env_config: dict):
     from rllib_seac import make_env
 
-    env = make_env(name)
+    env = make_env(name, env_config if name.startswith("rware") else {})
     env.reset(seed=0)
     spaces = {aid: env.get_action_space(aid) for aid in env.possible_agents}
     actions = itertools.cycle(random_actions(spaces))
@@ -89,8 +91,8 @@ def wrapped_stepper(name: str):
     return step
 
 
-def measure(name: str, seconds: float) -> dict:
-    steppers = {"raw": raw_stepper(name), "wrapped": wrapped_stepper(name)}
+def measure(name: str, seconds: float, env_config: dict) -> dict:
+    steppers = {"raw": raw_stepper(name), "wrapped": wrapped_stepper(name, env_config)}
     elapsed = dict.fromkeys(steppers, 0.0)
     for step in steppers.values():
         step(CHUNK)  # warm-up, not timed
@@ -116,10 +118,14 @@ def main() -> None:
         "--seconds", type=float, default=10.0, help="Time per env, both sides together."
     )
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument(
+        "--rware-own-step", action="store_true", help="wrap rware's own Warehouse class"
+    )
     args = parser.parse_args()
-    rows = [measure(name, args.seconds) for name in ENVS]
+    env_config = {"fast_step": not args.rware_own_step}
+    rows = [measure(name, args.seconds, env_config) for name in ENVS]
     if args.json:
-        print(json.dumps({"seconds_per_env": args.seconds, "envs": rows}))
+        print(json.dumps({"seconds_per_env": args.seconds, "rware": env_config, "envs": rows}))
         return
     print(f"{'env':<28} {'raw steps/s':>12} {'wrapped steps/s':>16} {'overhead':>9}")
     for row in rows:

@@ -2,8 +2,9 @@
 
     python benchmarks/learning.py [--env Foraging-8x8-2p-2f-v3] [--env-steps 1000000]
         [--seeds 3] [--threshold 0.5] [--out results/learning]
+        [--variants SEAC IAC SNAC] [--env-processes P] [--overlap-sampling]
 
-Runs the 3 x N trials two at a time (one CPU each) and writes, under
+Runs the (up to) 3 x N trials two at a time (one CPU each) and writes, under
 --out/<env>_<date>/, Tune's result files and end checkpoints (for `rllib evaluate`),
 the figures returns.png, agents.png and is-weights.png, and summary.md: per
 algorithm, the env steps to reach --threshold and the return at the budget, mean ±
@@ -24,6 +25,7 @@ from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 import rllib_seac
+from rllib_seac.labels import variant_name
 from rllib_seac.plotting import RETURN, STEPS, final_return, group_trials, load_trials, plot_trials
 
 # One trial per variant and seed: Tune's grid cannot leave out SNAC with lambda 0,
@@ -51,7 +53,17 @@ def main() -> None:
         help="Return whose first crossing is timed (0.5: half of LBF's food; set it per task).",
     )
     parser.add_argument("--out", default="results/learning")
+    parser.add_argument(
+        "--variants", nargs="+", choices=["SEAC", "IAC", "SNAC"], default=["SEAC", "IAC", "SNAC"]
+    )
+    parser.add_argument("--env-processes", type=int, default=0, help="env worker processes")
+    parser.add_argument("--overlap-sampling", action="store_true")
     args = parser.parse_args()
+    variants = [v for v in VARIANTS if variant_name(v) in args.variants]
+    sampling = {
+        "num_env_processes_per_env_runner": args.env_processes,
+        "overlap_sampling": args.overlap_sampling,
+    }
     command = shlex.join(["python", *sys.argv])
     start = time.perf_counter()
 
@@ -64,13 +76,14 @@ def main() -> None:
         "seac_lambda": tune.choice([0.0, 1.0]),
         "shared_policy": tune.choice([False, True]),
         "seed": tune.grid_search(list(range(args.seeds))),
+        **sampling,
     }
     tuner = tune.Tuner(
         "SEAC",
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=BasicVariantGenerator(points_to_evaluate=[dict(v) for v in VARIANTS]),
-            num_samples=len(VARIANTS),
+            search_alg=BasicVariantGenerator(points_to_evaluate=[dict(v) for v in variants]),
+            num_samples=len(variants),
             max_concurrent_trials=CONCURRENT_TRIALS,
         ),
         run_config=tune.RunConfig(
@@ -92,7 +105,8 @@ def main() -> None:
             f"# Learning benchmark: {args.env} {env_config or ''}",
             "",
             f"{args.env_steps:,} env steps per trial, {args.seeds} seed(s) per algorithm, "
-            f"{CONCURRENT_TRIALS} trials at a time; errored trials: {results.num_errors}.",
+            f"{CONCURRENT_TRIALS} trials at a time; errored trials: {results.num_errors}; "
+            f"sampling: {sampling}.",
             "Return: the episode return summed over agents, each iteration's mean over the "
             "training episodes that ended in it.",
             "",

@@ -45,8 +45,15 @@ def test_two_iterations(variant, training, modules, has_is_weights):
         algo.stop()
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] == 2 * UPDATES * 20
     learners = result["learners"]
+    # RLlib's steps-trained counters, which SEAC's learner logs once per report.
+    assert learners["__all_modules__"]["num_env_steps_trained"] == UPDATES * 20
+    assert learners["__all_modules__"]["num_env_steps_trained_lifetime"] == 2 * UPDATES * 20
+    samples_per_module = UPDATES * 20 * (2 if modules == ["shared"] else 1)
     for m in modules:
         stats = learners[m]
+        assert stats["num_module_steps_trained"] == samples_per_module
+        assert stats["weights_seq_no"] == 2 * UPDATES
+        assert np.isfinite(stats["total_loss"])
         for key in ("policy_loss", "value_loss", "entropy"):
             assert np.isfinite(stats[key]), (variant, m, key)
         assert ("is_weight_mean" in stats) == has_is_weights
