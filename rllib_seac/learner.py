@@ -281,24 +281,16 @@ class SEACTorchLearner(TorchLearner):
                 with_throughput=True,
             )
         total = sum(trained["module_steps"].values())
-        log((ALL_MODULES, NUM_MODULE_STEPS_TRAINED), total, reduce="sum", with_throughput=True)
-        log(
-            (ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME),
-            total,
-            reduce="lifetime_sum",
-            with_throughput=True,
-        )
         steps = trained["env_steps"]
         # Ray's own (Prometheus) counters, as RLlib's update increments them.
         self._metrics_all_modules_num_env_steps_trained.inc(value=steps)
         self._metrics_all_modules_num_module_steps_trained.inc(value=total)
-        log((ALL_MODULES, NUM_ENV_STEPS_TRAINED), steps, reduce="sum", with_throughput=True)
-        log(
-            (ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME),
-            steps,
-            reduce="lifetime_sum",
-            with_throughput=True,
-        )
+        for value, per_iteration, lifetime in (
+            (total, NUM_MODULE_STEPS_TRAINED, NUM_MODULE_STEPS_TRAINED_LIFETIME),
+            (steps, NUM_ENV_STEPS_TRAINED, NUM_ENV_STEPS_TRAINED_LIFETIME),
+        ):
+            log((ALL_MODULES, per_iteration), value, reduce="sum", with_throughput=True)
+            log((ALL_MODULES, lifetime), value, reduce="lifetime_sum", with_throughput=True)
         for mid, loss in trained["losses"].items():
             log((mid, self.TOTAL_LOSS_KEY), loss.item(), window=1)
 
