@@ -109,6 +109,7 @@ def measure(name: str, seconds: float, env_config: dict) -> dict:
         "raw_steps_per_s": round(rate["raw"]),
         "wrapped_steps_per_s": round(rate["wrapped"]),
         "overhead_pct": round(100 * (rate["raw"] / rate["wrapped"] - 1), 1),
+        "wrapped_over_raw_speed": round(rate["wrapped"] / rate["raw"], 2),
     }
 
 
@@ -127,11 +128,15 @@ def main() -> None:
     if args.json:
         print(json.dumps({"seconds_per_env": args.seconds, "rware": env_config, "envs": rows}))
         return
-    print(f"{'env':<28} {'raw steps/s':>12} {'wrapped steps/s':>16} {'overhead':>9}")
+    print(
+        f"{'env':<28} {'raw steps/s':>12} {'wrapped steps/s':>16} {'overhead':>9} "
+        f"{'wrapped/raw':>12}"
+    )
     for row in rows:
         print(
             f"{row['env']:<28} {row['raw_steps_per_s']:>12,} "
-            f"{row['wrapped_steps_per_s']:>16,} {row['overhead_pct']:>8.1f}%"
+            f"{row['wrapped_steps_per_s']:>16,} {row['overhead_pct']:>8.1f}% "
+            f"{row['wrapped_over_raw_speed']:>11.2f}x"
         )
 
 
