@@ -44,10 +44,14 @@ def raw_env_steps_per_s(env_name: str, seconds: float, env_config: dict) -> floa
 
 def raw_figures(args) -> dict:
     figures = {
-        "raw_env_steps_per_s_one_process": raw_env_steps_per_s(args.env, 10, args.env_config)
+        "raw_env_steps_per_s_one_process": raw_env_steps_per_s(
+            args.env, args.raw_seconds, args.env_config
+        )
     }
     if args.env.startswith("rware"):
-        own = raw_env_steps_per_s(args.env, 10, {**args.env_config, "fast_step": False})
+        own = raw_env_steps_per_s(
+            args.env, args.raw_seconds, {**args.env_config, "fast_step": False}
+        )
         figures["raw_rware_own_step_steps_per_s_one_process"] = own
     return {key: round(value, 1) for key, value in figures.items()}
 
@@ -147,6 +151,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="rware-tiny-2ag-v2")
     parser.add_argument("--seconds", type=float, default=30.0, help="timed seconds per variant")
+    parser.add_argument("--raw-seconds", type=float, default=10.0, help="timed seconds per raw env")
     parser.add_argument("--num-env-runners", type=int, default=0, help="0: sample in the driver")
     parser.add_argument("--overlap-sampling", action="store_true")
     parser.add_argument("--env-processes", type=int, default=0, help="per env runner")

@@ -1,0 +1,48 @@
+"""The throughput benchmarks keep their interface: each prints one JSON object of figures.
+
+Tiny budgets: these check that the scripts run and report consistent figures, not the
+figures themselves (those are in the README, with the commands that made them).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_json(tmp_path, script: str, *args: str) -> dict:
+    # HOME: RLlib logs a built algorithm under ~/ray_results.
+    env = {**os.environ, "HOME": str(tmp_path), "RAY_TMPDIR": "/tmp/rllib_seac_bench_ray"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_throughput_reports_seac_iac_and_both_raw_rware_speeds(tmp_path):
+    figures = run_json(tmp_path, "throughput.py", "--seconds", "1", "--raw-seconds", "0.5")
+    seac, iac = figures["seac_env_steps_per_s"], figures["iac_env_steps_per_s"]
+    assert seac > 0 and iac > 0
+    assert figures["seac_over_iac_time"] == pytest.approx(iac / seac, abs=1e-3)
+    assert figures["raw_env_steps_per_s_one_process"] > 0
+    assert figures["raw_rware_own_step_steps_per_s_one_process"] > 0
+    assert figures["command"].startswith("python ")
+
+
+def test_learner_scaling_reports_each_agent_count(tmp_path):
+    figures = run_json(tmp_path, "learner_scaling.py", "--agents", "2", "4", "--repeats", "2")
+    assert [row["agents"] for row in figures["rows"]] == [2, 4]
+    for row in figures["rows"]:
+        assert row["seac_step_ms"] > 0 and row["iac_step_ms"] > 0
