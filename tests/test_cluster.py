@@ -84,6 +84,8 @@ def cluster():
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN=uuid.uuid4().hex,
+        # RLlib logs algorithms built outside Tune under ~/ray_results.
+        HOME=str(temp),
     )
     common = [
         "--node-ip-address=127.0.0.1",

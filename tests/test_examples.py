@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_train_rware_prints_progress_and_writes_a_learning_curve(tmp_path):
     out = tmp_path / "run"
-    env = {**os.environ, "RAY_TMPDIR": "/tmp/rllib_seac_example_ray"}
+    # HOME: RLlib logs algorithms built outside Tune under ~/ray_results.
+    env = {**os.environ, "RAY_TMPDIR": "/tmp/rllib_seac_example_ray", "HOME": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train_rware.py"), "--env-steps", "4000"]
         + ["--out", str(out)],
