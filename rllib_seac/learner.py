@@ -27,6 +27,11 @@ TERMINATEDS, TRUNCATEDS, BEHAVIOUR_LOGP = "terminateds", "truncateds", "action_l
 COLUMNS = (OBS, NEXT_OBS, ACTIONS, REWARDS, TERMINATEDS, TRUNCATEDS, BEHAVIOUR_LOGP)
 
 
+def _nothing_trained() -> dict:
+    """What `update` counts between two reports."""
+    return {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}}
+
+
 class SEACTorchLearner(TorchLearner):
     """Trains agent i on its own batch and on every other agent k's batch.
 
@@ -63,7 +68,7 @@ class SEACTorchLearner(TorchLearner):
         self._shared_inputs = not own_only
         self._has_other_data = bool((~self._own).any())
         self._stats: dict = {}
-        self._trained = {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}}
+        self._trained = _nothing_trained()
 
     def configure_optimizers_for_module(self, module_id, config=None):
         params = self.get_parameters(self._module[module_id])
@@ -260,34 +265,33 @@ class SEACTorchLearner(TorchLearner):
         trained["env_steps"] += batch.env_steps()
         for mid, module_batch in batch.policy_batches.items():
             trained["module_steps"][mid] = trained["module_steps"].get(mid, 0) + len(module_batch)
-        trained["losses"] = losses_per_module
+        trained["losses"] = {mid: loss.detach() for mid, loss in losses_per_module.items()}
         self.after_gradient_based_update(timesteps=timesteps)
 
     def _log_trained(self) -> None:
         """RLlib's steps-trained metrics for every step since the last report."""
-        trained = self._trained
-        self._trained = {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}}
+        trained, self._trained = self._trained, _nothing_trained()
         if not trained["updates"]:
             return
         log = self.metrics.log_value
-        for mid, steps in trained["module_steps"].items():
+        for mid, samples in trained["module_steps"].items():
             log((mid, WEIGHTS_SEQ_NO), self._weights_seq_no, window=1)
-            log((mid, MODULE_TRAIN_BATCH_SIZE_MEAN), steps / trained["updates"], reduce="mean")
-            log((mid, NUM_MODULE_STEPS_TRAINED), steps, reduce="sum")
+            log((mid, MODULE_TRAIN_BATCH_SIZE_MEAN), samples / trained["updates"], reduce="mean")
+            log((mid, NUM_MODULE_STEPS_TRAINED), samples, reduce="sum")
             log(
                 (mid, NUM_MODULE_STEPS_TRAINED_LIFETIME),
-                steps,
+                samples,
                 reduce="lifetime_sum",
                 with_throughput=True,
             )
-        total = sum(trained["module_steps"].values())
-        steps = trained["env_steps"]
+        module_steps = sum(trained["module_steps"].values())
+        env_steps = trained["env_steps"]
         # Ray's own (Prometheus) counters, as RLlib's update increments them.
-        self._metrics_all_modules_num_env_steps_trained.inc(value=steps)
-        self._metrics_all_modules_num_module_steps_trained.inc(value=total)
+        self._metrics_all_modules_num_env_steps_trained.inc(value=env_steps)
+        self._metrics_all_modules_num_module_steps_trained.inc(value=module_steps)
         for value, per_iteration, lifetime in (
-            (total, NUM_MODULE_STEPS_TRAINED, NUM_MODULE_STEPS_TRAINED_LIFETIME),
-            (steps, NUM_ENV_STEPS_TRAINED, NUM_ENV_STEPS_TRAINED_LIFETIME),
+            (module_steps, NUM_MODULE_STEPS_TRAINED, NUM_MODULE_STEPS_TRAINED_LIFETIME),
+            (env_steps, NUM_ENV_STEPS_TRAINED, NUM_ENV_STEPS_TRAINED_LIFETIME),
         ):
             log((ALL_MODULES, per_iteration), value, reduce="sum", with_throughput=True)
             log((ALL_MODULES, lifetime), value, reduce="lifetime_sum", with_throughput=True)
