@@ -46,3 +46,18 @@ def test_learner_scaling_reports_each_agent_count(tmp_path):
     assert [row["agents"] for row in figures["rows"]] == [2, 4]
     for row in figures["rows"]:
         assert row["seac_step_ms"] > 0 and row["iac_step_ms"] > 0
+
+
+@pytest.mark.slow
+def test_time_split_times_every_part_once(tmp_path):
+    figures = run_json(tmp_path, "time_split.py", "--iterations", "1")
+    split = figures["ms_per_update"]
+    # Every wrapped part ran; none is counted inside another (the rest stays >= 0).
+    assert all(value > 0 for key, value in split.items() if key != "other")
+    assert split["other"] >= 0
+    assert set(figures["learner_update_parts_ms"]) == {
+        "loss",
+        "zero_grad_and_backward",
+        "clip",
+        "adam",
+    }
