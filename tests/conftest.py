@@ -12,7 +12,8 @@ import ray  # noqa: E402
 import ray.tune.trainable.trainable as trainable_module  # noqa: E402
 
 # Short: Ray's socket paths must stay under the 107-byte AF_UNIX limit.
-RAY_TEMP_DIR = "/tmp/rllib_seac_ray_tests"
+# RLLIB_SEAC_RAY_TEMP_DIR lets two test sessions on one machine keep apart.
+RAY_TEMP_DIR = os.environ.get("RLLIB_SEAC_RAY_TEMP_DIR", "/tmp/rllib_seac_ray_tests")
 
 
 @pytest.fixture(scope="session", autouse=True)
