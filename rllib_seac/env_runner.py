@@ -37,6 +37,11 @@ from rllib_seac.rl_module import flat_parameters, load_flat_parameters
 from rllib_seac.rollouts import RolloutCollector, RolloutWorkers
 
 
+# The in-process collector's envs, observations and random streams (see
+# RolloutCollector.get_state): checkpoints then resume a run exactly.
+ROLLOUT_STATE = "rollout_state"
+
+
 class SEACEnvRunner(EnvRunner, Checkpointable):
     def __init__(self, *, config, **kwargs):
         super().__init__(config=config, **kwargs)
@@ -207,6 +212,8 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
     # --- state ----------------------------------------------------------------
     def get_state(self, components=None, *, not_components=None, **kwargs):
         state = {NUM_ENV_STEPS_SAMPLED_LIFETIME: self.num_env_steps_sampled_lifetime}
+        if isinstance(self._rollouts, RolloutCollector):
+            state[ROLLOUT_STATE] = self._rollouts.get_state()
         if self._check_component(COMPONENT_RL_MODULE, components, not_components):
             state[COMPONENT_RL_MODULE] = self.module.get_state(
                 components=self._get_subcomponents(COMPONENT_RL_MODULE, components),
@@ -231,6 +238,8 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
                 self._weights_seq_no = seq_no
         if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
             self.num_env_steps_sampled_lifetime = state[NUM_ENV_STEPS_SAMPLED_LIFETIME]
+        if state.get(ROLLOUT_STATE) and isinstance(self._rollouts, RolloutCollector):
+            self._rollouts.set_state(state[ROLLOUT_STATE])
 
     @torch.no_grad()
     def copy_weights_from(self, module) -> None:

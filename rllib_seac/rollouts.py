@@ -11,6 +11,7 @@ flat array.
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 
 import numpy as np
 import torch
@@ -96,6 +97,23 @@ class RolloutCollector:
                 self._lengths[e] = 0
             self._obs = step["obs"]
         return out, episodes
+
+    def get_state(self) -> bytes | None:
+        """Everything the next rollout depends on: the envs mid-episode (their random
+        generators included), the observations to act on, the running episode sums and
+        the action sampler's stream. A run restored with it continues exactly. None
+        where an env cannot be pickled (then a restored run starts new episodes)."""
+        try:
+            envs = pickle.dumps(self.envs.envs)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
+        return pickle.dumps((envs, self._obs, self._returns, self._lengths, self._rng.get_state()))
+
+    def set_state(self, state: bytes) -> None:
+        envs, self._obs, self._returns, self._lengths, rng = pickle.loads(state)
+        self.envs.close()
+        self.envs.envs = pickle.loads(envs)
+        self._rng.set_state(rng)
 
     def close(self) -> None:
         self.envs.close()
