@@ -244,4 +244,6 @@ class SEACConfig(AlgorithmConfig):
         if self.shared_policy:
             self.multi_agent(policies={SHARED_MODULE_ID}, policy_mapping_fn=all_agents_share)
         else:
-            self.multi_agent(policies=set(agents), policy_mapping_fn=agent_is_module)
+            # A list, not a set: module order (and so which module draws which initial
+            # weights) must not depend on the process's string hashing.
+            self.multi_agent(policies=list(agents), policy_mapping_fn=agent_is_module)

@@ -36,7 +36,6 @@ from rllib_seac.env_batch import EnvBatch
 from rllib_seac.rl_module import flat_parameters, load_flat_parameters
 from rllib_seac.rollouts import RolloutCollector, RolloutWorkers
 
-
 # The in-process collector's envs, observations and random streams (see
 # RolloutCollector.get_state): checkpoints then resume a run exactly.
 ROLLOUT_STATE = "rollout_state"
@@ -121,7 +120,9 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             ),
             **{
                 mid: (self._obs_space, self._act_space)
-                for mid in {self.config.policy_mapping_fn(a, None) for a in self.agent_ids}
+                for mid in dict.fromkeys(
+                    self.config.policy_mapping_fn(a, None) for a in self.agent_ids
+                )
             },
         }
 

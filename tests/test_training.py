@@ -1,5 +1,10 @@
 """End to end on the real rware env and a real (shared) Ray instance."""
 
+import os
+import subprocess
+import sys
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -120,8 +125,9 @@ def test_a_run_split_by_a_checkpoint_continues_exactly(tmp_path):
         assert torch.equal(v, resumed_weights[k]), k
     for key in ("episode_return_mean", "num_env_steps_sampled_lifetime", "num_episodes"):
         assert result["env_runners"][key] == expected["env_runners"][key], key
-    assert result["learners"]["agent_0"]["policy_loss"] == (
-        expected["learners"]["agent_0"]["policy_loss"]
+    assert (
+        result["learners"]["agent_0"]["policy_loss"]
+        == (expected["learners"]["agent_0"]["policy_loss"])
     )
 
 
@@ -185,6 +191,38 @@ def test_same_seed_same_config_gives_identical_runs():
     (first, first_weights), (second, second_weights) = fingerprint(), fingerprint()
     assert first == second
     assert all(torch.equal(first_weights[k], second_weights[k]) for k in first_weights)
+
+
+FINGERPRINT_SCRIPT = """
+import sys, ray
+ray.init(address="local", num_cpus=1, include_dashboard=False, _temp_dir=sys.argv[1])
+from rllib_seac import SEACConfig
+config = SEACConfig().environment("rware-tiny-4ag-v2").training(updates_per_iteration=2)
+algo = config.debugging(seed=0).build_algo()
+result = algo.train()
+print("fingerprint", [result["learners"][f"agent_{i}"]["policy_loss"] for i in range(4)])
+"""
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_runs_in_processes_with_other_string_hashing():
+    # Python salts str hashes per process: a set of module ids once decided which
+    # module drew which initial weights, so runs differed across processes.
+    prints = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        # Short: Ray's socket paths must stay under the 107-byte AF_UNIX limit.
+        temp_dir = tempfile.mkdtemp(prefix="rs_hash")
+        out = subprocess.run(
+            [sys.executable, "-c", FINGERPRINT_SCRIPT, temp_dir],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        prints.append([line for line in out.stdout.splitlines() if line.startswith("fingerprint")])
+    assert prints[0] == prints[1] != [], prints
 
 
 def test_rwares_own_step_gives_the_same_run_as_the_fast_one():
