@@ -181,6 +181,13 @@ def test_missing_model_file_and_wrong_tensor_shape(tmp_path):
         import_authors_agents(tmp_path / "bad", "rware-tiny-1ag-v2", tmp_path / "o")
 
 
+def test_refuses_to_write_into_a_non_empty_directory(tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "keep.txt").write_text("")
+    with pytest.raises(CheckpointError, match="exists and is not an empty directory"):
+        import_authors_agents(tmp_path, ENV, tmp_path / "o")
+
+
 def test_imported_agents_act_as_theirs_evaluate_and_fine_tune(tmp_path, capsys):
     theirs = write_their_agents(tmp_path / "agents", 2)
     out = tmp_path / "checkpoint"
