@@ -6,6 +6,7 @@ rllib train file tuned_configs/rware.yaml [--stop JSON] [--config JSON] [--stora
 rllib evaluate CHECKPOINT [--episodes 100] [--seed S] [--json]
 rllib render CHECKPOINT --out run.gif [--episodes 1] [--max-steps N] [--fps 10] [--seed S]
 rllib plot RUN_DIR... --out fig.png [--kind returns|is-weights|agents|lambda] [--label-by KEY]
+rllib import-authors DIR --env rware-small-4ag-v2 --out CKPT
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_evaluate(commands)
     _add_render(commands)
     _add_plot(commands)
+    _add_import_authors(commands)
     return parser
 
 
@@ -157,6 +159,35 @@ def _add_plot(commands) -> None:
     )
     plot.add_argument("--title", help="Figure title (default: what is plotted, and the env).")
     plot.set_defaults(func=_plot)
+
+
+def _add_import_authors(commands) -> None:
+    command = commands.add_parser(
+        "import-authors",
+        help="Turn the authors' pretrained SEAC agents into a checkpoint.",
+        description="Reads DIR/agent0/models.pt, agent1/... as saved by the authors' code "
+        "(uoe-agents/seac, e.g. seac/pretrained/rware-small-4ag) without that code, and "
+        "writes an rllib-seac checkpoint for ENV that evaluate, render and "
+        "SEAC.from_checkpoint take.",
+    )
+    command.add_argument("directory", metavar="DIR", help="Directory holding agent0/, agent1/, ...")
+    command.add_argument(
+        "--env", required=True, help="Env the agents act in, e.g. rware-small-4ag-v2."
+    )
+    command.add_argument("--out", required=True, help="Checkpoint directory to write.")
+    command.set_defaults(func=_import_authors)
+
+
+def _import_authors(args) -> int:
+    from rllib_seac.authors_import import import_authors_agents
+    from rllib_seac.evaluation import CheckpointError
+
+    try:
+        path = import_authors_agents(args.directory, args.env, args.out)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {path}")
+    return 0
 
 
 def _train_file(args) -> int:
