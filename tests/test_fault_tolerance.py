@@ -138,7 +138,7 @@ def state_written(run_dir) -> float:
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     # Long enough that a fast machine cannot finish it between the second checkpoint
     # and the kill.
-    iterations, per_iteration = 40, 20 * 20  # 20 updates of 4 envs x 5 steps
+    iterations, per_iteration = 30, 20 * 20  # 20 updates of 4 envs x 5 steps
     path = tmp_path / "exp.yaml"
     path.write_text(
         f"x:\n  run: SEAC\n  env: {RWARE}\n  stop: {{training_iteration: {iterations}}}\n"
