@@ -226,12 +226,16 @@ def _plot_is_weights(ax, trials, label_by):
             {k.split("/")[1] for t in group for k in t.rows[-1] if k.endswith("/is_weight_mean")}
         )
         for mid in modules:
-            stats = {}
+            stats, ends = {}, set()
             for stat in ("mean", "q05", "q95"):
                 curves = [t.series(f"learners/{mid}/{IS_WEIGHT.format(stat)}") for t in group]
-                stats[stat] = on_common_grid([c for c in curves if len(c[0])], label)
+                curves = [c for c in curves if len(c[0])]
+                ends |= {x[-1] for x, _ in curves}
+                stats[stat] = on_common_grid(curves, label)
             grid, means = stats["mean"]
-            (line,) = ax.plot(grid, means.mean(0), label=f"{label} {mid} (n={len(means)})")
+            # Averaged over the steps all runs cover: say so when some run goes further.
+            cut = f", to {grid[-1]:,.0f} steps (shortest run)" if len(ends) > 1 else ""
+            (line,) = ax.plot(grid, means.mean(0), label=f"{label} {mid} (n={len(means)}{cut})")
             # The band holds the middle 90 % of an iteration's weights (mean over seeds).
             low, high = stats["q05"][1].mean(0), stats["q95"][1].mean(0)
             ax.fill_between(stats["q05"][0], low, high, alpha=0.15, color=line.get_color())
