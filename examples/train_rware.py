@@ -2,6 +2,10 @@
 
     python examples/train_rware.py [--env rware-tiny-2ag-v2] [--env-steps 200000]
 
+Expect a flat curve near 0 at this budget: RWARE's reward is sparse and SEAC needs
+millions of env steps there (the paper trains 80M). examples/train_lbf.py is the
+run that shows learning within minutes.
+
 Writes progress.csv, learning_curve.png and a checkpoint under --out.
 """
 
@@ -9,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from rllib_seac import SEACConfig  # noqa: E402
+from rllib_seac import SEACConfig, SEACConfigError  # noqa: E402
 
 
 def rolling_mean(values: list[float], window: int) -> list[float]:
@@ -43,6 +49,18 @@ def main() -> None:
         .training(seac_lambda=args.seac_lambda)
         .debugging(seed=args.seed, log_level="ERROR")
     )
+    try:  # every setting checked before Ray starts
+        config.validate()
+    except SEACConfigError as e:
+        parser.error(str(e))
+
+    from rllib_seac._rllib_internals import set_algorithm_log_dir_parent
+    from rllib_seac.local_ray import init_local_ray
+
+    init_local_ray(num_cpus=2)
+    # RLlib would leave an empty dated directory in ~/ray_results.
+    log_dir = tempfile.mkdtemp(prefix="rllib_seac_")
+    set_algorithm_log_dir_parent(log_dir)
     algo = config.build_algo()
     rows, start = [], time.perf_counter()
     print(f"SEAC (lambda={args.seac_lambda}) on {args.env} for {args.env_steps:,} env steps")
@@ -68,6 +86,7 @@ def main() -> None:
         )
     checkpoint = algo.save_to_path(str(out / "checkpoint"))
     algo.stop()
+    shutil.rmtree(log_dir, ignore_errors=True)
 
     with open(out / "progress.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -4,3 +4,45 @@ Each function wraps one internal behind a small, documented interface: what RLli
 does there and why the public API is not enough. `tests/test_rllib_internals.py`
 checks each one so that an RLlib upgrade that changes it fails loudly, naming it.
 """
+
+from __future__ import annotations
+
+# The keys RLlib 2.60 passes to `ray.util.log_once` for two notices that do not
+# apply to SEAC: "you are on the new API stack, set api_stack(...) for the old one"
+# (SEAC has no old-stack version), and the deprecation of RLModuleConfig, which
+# RLModule.__init__ itself constructs for every module (nothing a user can change).
+NOTICES_NOT_FOR_SEAC = (
+    "SEAC_on_new_api_stack",
+    "RLModule(config=[RLModuleConfig object])",
+)
+
+
+def mark_notices_not_for_seac_shown() -> None:
+    """Marks RLlib's once-per-process notices that do not apply to SEAC as already
+    shown, so they never print. Call at import in every process that validates a
+    SEACConfig or builds an RLModule (config.py and rl_module.py do)."""
+    from ray.util import log_once
+
+    for key in NOTICES_NOT_FOR_SEAC:
+        log_once(key)
+
+
+def set_algorithm_log_dir_parent(path: str) -> None:
+    """Where an Algorithm built outside Tune (`config.build_algo()`) makes its log
+    directory. Ray 2.60's Trainable makes an (empty, for SEAC) dated directory under
+    `ray.tune.trainable.trainable.DEFAULT_STORAGE_PATH` (~/ray_results), with no
+    argument to move it; this sets that module global for this process."""
+    import ray.tune.trainable.trainable as trainable_module
+
+    trainable_module.DEFAULT_STORAGE_PATH = str(path)
+
+
+def reload_ray_auth_settings() -> None:
+    """Makes this process see RAY_AUTH_MODE / RAY_AUTH_TOKEN set after `import ray`.
+    Ray reads its settings into a cached config at import; Ray's own code that turns
+    token authentication on refreshes it the same way
+    (ray._private.authentication.authentication_token_setup._enable_token_auth)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()

@@ -155,7 +155,8 @@ def _add_plot(commands) -> None:
     plot.add_argument(
         "--label-by",
         metavar="KEY",
-        help="Group trials by this setting (e.g. lr) instead of by algorithm.",
+        help="Group trials by this setting (e.g. lr) instead of by algorithm; needed to "
+        "plot trials that differ in a setting other than the seed.",
     )
     plot.add_argument("--title", help="Figure title (default: what is plotted, and the env).")
     plot.set_defaults(func=_plot)
@@ -259,6 +260,7 @@ def _check_cluster_answers() -> None:
 
 def _evaluate(args) -> int:
     _check_at_least(args.episodes, 1, "--episodes")
+    _check_at_least(args.seed, 0, "--seed")
     from rllib_seac.evaluation import CheckpointError, evaluate
 
     try:
@@ -271,6 +273,7 @@ def _evaluate(args) -> int:
 
 def _render(args) -> int:
     _check_at_least(args.episodes, 1, "--episodes")
+    _check_at_least(args.seed, 0, "--seed")
     if args.max_steps is not None:
         _check_at_least(args.max_steps, 1, "--max-steps")
     if not args.fps > 0:
@@ -298,18 +301,18 @@ def _render(args) -> int:
 def _plot(args) -> int:
     if Path(args.out).suffix.lower() not in PLOT_FORMATS:
         raise UsageError(f"--out must end in {', '.join(PLOT_FORMATS)}, got {args.out}.")
-    from rllib_seac.plotting import NoResultsError, plot
+    from rllib_seac.plotting import PlotError, plot
 
     try:
         out = plot(args.run_dirs, args.out, args.kind, args.label_by, args.title)
-    except NoResultsError as e:
+    except PlotError as e:
         raise UsageError(str(e)) from None
     print(f"wrote {out}")
     return 0
 
 
-def _check_at_least(value: int, low: int, option: str) -> None:
-    if value < low:
+def _check_at_least(value: int | None, low: int, option: str) -> None:
+    if value is not None and value < low:
         raise UsageError(f"{option} must be >= {low}, got {value}.")
 
 

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import math
+
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from rllib_seac._rllib_internals import mark_notices_not_for_seac_shown
+
+mark_notices_not_for_seac_shown()
+
 SEAC_TARGETS = ("paper", "reference")
+# Settings that must be a number above a bound: (name, bound, bound allowed).
+NUMBER_RANGES = (
+    ("entropy_coeff", 0, True),
+    ("vf_loss_coeff", 0, True),
+    ("adam_eps", 0, False),
+)
 SHARED_MODULE_ID = "shared"
 
 
 class SEACConfigError(ValueError):
     """A SEAC setting that cannot work, with the one message that says why."""
+
+
+def _is_number(value) -> bool:
+    """A finite int or float (not a bool: YAML's `yes` must not pass as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def agent_is_module(agent_id, episode=None, **kwargs):
@@ -81,6 +102,9 @@ class SEACConfig(AlgorithmConfig):
         # SEAC's env runners have no connector pipelines to merge or broadcast.
         self.merge_env_runner_states = False
         self.broadcast_env_runner_states = False
+        # Tune's CPU/RAM/GPU sampling thread, which warns at start-up without gputil;
+        # SEAC's results report their own timings.
+        self.log_sys_usage = False
 
     def training(
         self,
@@ -196,27 +220,58 @@ class SEACConfig(AlgorithmConfig):
         def fail(msg):
             raise SEACConfigError(f"Bad SEAC config: {msg}")
 
-        if not isinstance(self.seac_lambda, (int, float)) or self.seac_lambda < 0:
+        if not _is_number(self.seac_lambda) or self.seac_lambda < 0:
             fail(f"seac_lambda must be a number >= 0, got {self.seac_lambda!r}.")
+        for name, low, low_ok in NUMBER_RANGES:
+            value = getattr(self, name)
+            if not _is_number(value) or value < low or (value == low and not low_ok):
+                fail(f"{name} must be a number {'>=' if low_ok else '>'} {low}, got {value!r}.")
+        if not _is_number(self.gamma) or not 0 < self.gamma <= 1:
+            fail(f"gamma must be a number in (0, 1], got {self.gamma!r}.")
+        # A number, or RLlib's schedule: [[timestep, lr], ...].
+        schedule = self.lr if isinstance(self.lr, (list, tuple)) else [(0, self.lr)]
+        if not all(
+            isinstance(point, (list, tuple))
+            and len(point) == 2
+            and _is_number(point[1])
+            and point[1] > 0
+            for point in schedule
+        ):
+            fail(f"lr must be a number > 0 (or a schedule of such), got {self.lr!r}.")
+        if self.grad_clip is not None and not (_is_number(self.grad_clip) and self.grad_clip > 0):
+            fail(f"grad_clip must be a number > 0 (or None: no clipping), got {self.grad_clip!r}.")
+        if not isinstance(self.hidden_sizes, (list, tuple)) or not all(
+            _is_int(size) and size >= 1 for size in self.hidden_sizes
+        ):
+            fail(
+                "hidden_sizes must be a list of layer sizes, each an integer >= 1, got "
+                f"{self.hidden_sizes!r}."
+            )
+        if self.seed is not None and not (_is_int(self.seed) and self.seed >= 0):
+            fail(f"seed must be an integer >= 0 (or None), got {self.seed!r}.")
+        if not _is_int(self.num_envs_per_env_runner) or self.num_envs_per_env_runner < 1:
+            fail(
+                "num_envs_per_env_runner must be an integer >= 1, got "
+                f"{self.num_envs_per_env_runner!r}."
+            )
         if self.seac_target not in SEAC_TARGETS:
             fail(f"seac_target must be one of {SEAC_TARGETS}, got {self.seac_target!r}.")
-        if not isinstance(self.n_steps, int) or self.n_steps < 1:
+        if not _is_int(self.n_steps) or self.n_steps < 1:
             fail(f"n_steps must be an integer >= 1, got {self.n_steps!r}.")
-        if self.is_weight_clip is not None and not self.is_weight_clip > 0:
+        clip = self.is_weight_clip
+        if clip is not None and not (_is_number(clip) and clip > 0):
             fail(f"is_weight_clip must be None or > 0, got {self.is_weight_clip!r}.")
-        if not isinstance(self.updates_per_iteration, int) or self.updates_per_iteration < 1:
+        if not _is_int(self.updates_per_iteration) or self.updates_per_iteration < 1:
             fail(
                 "updates_per_iteration must be an integer >= 1, got "
                 f"{self.updates_per_iteration!r}."
             )
         processes = self.num_env_processes_per_env_runner
-        if not isinstance(processes, int) or not 0 <= processes <= self.num_envs_per_env_runner:
+        if not _is_int(processes) or not 0 <= processes <= self.num_envs_per_env_runner:
             fail(
                 "num_env_processes_per_env_runner must be an integer from 0 to "
                 f"num_envs_per_env_runner ({self.num_envs_per_env_runner}), got {processes!r}."
             )
-        if self.num_envs_per_env_runner < 1:
-            fail(f"num_envs_per_env_runner must be >= 1, got {self.num_envs_per_env_runner}.")
         if self.num_learners > 1 and self.envs_per_update() % self.num_learners:
             fail(
                 f"num_learners ({self.num_learners}) must divide the envs of one update "

@@ -32,8 +32,20 @@ VARIANT_ORDER = ("SEAC", "IAC", "SNAC")
 STEPS_LABEL = "environment steps"
 
 
-class NoResultsError(ValueError):
+class PlotError(ValueError):
+    """Results that cannot be plotted as asked; the message says why."""
+
+
+class NoResultsError(PlotError):
     """No results to plot (of the kind asked for); the message says where and why."""
+
+
+class MixedSettingsError(PlotError):
+    """Trials of one label that differ in a setting, so they are not seeds of one run."""
+
+
+# Settings in which the seeds of one label may differ.
+SEED_KEYS = ("seed",)
 
 
 @dataclass
@@ -41,6 +53,7 @@ class Trial:
     path: Path
     settings: dict  # the trial's full config where result.json has it, else its params
     rows: list[dict]  # one flattened result ("a/b" keys) per iteration
+    given: tuple = ()  # the settings the run gave this trial (params.json), flattened
 
     @property
     def env(self) -> str:
@@ -83,6 +96,7 @@ def read_trial(path: Path) -> Trial | None:
     settings = {}
     if (path / "params.json").is_file():
         settings = json.loads((path / "params.json").read_text())
+    given = tuple(flatten(settings))
     if (path / "result.json").is_file():
         results = [json.loads(line) for line in (path / "result.json").open() if line.strip()]
         # Each result carries the trial's full config, defaults included.
@@ -93,7 +107,7 @@ def read_trial(path: Path) -> Trial | None:
         with (path / "progress.csv").open(newline="") as f:
             rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
     rows = [row for row in rows if isinstance(row.get(STEPS), (int, float))]
-    return Trial(path, flatten(settings), rows) if rows else None
+    return Trial(path, flatten(settings), rows, given) if rows else None
 
 
 def load_trials(run_dirs) -> list[Trial]:
@@ -132,7 +146,26 @@ def group_trials(trials: list[Trial], label_by: str | None = None) -> dict[str, 
         head = label.split(",")[0]
         return (VARIANT_ORDER.index(head) if head in VARIANT_ORDER else len(VARIANT_ORDER), label)
 
+    if label_by is None:
+        for label, group in groups.items():
+            check_seeds_of_one_setting(label, group)
     return {label: groups[label] for label in sorted(groups, key=order)}
+
+
+def check_seeds_of_one_setting(label: str, group: list[Trial]) -> None:
+    """Refuses to average trials as seeds when a setting their runs gave differs."""
+    keys = sorted({k for t in group for k in t.given} - set(SEED_KEYS))
+    for key in keys:
+        values: dict[str, int] = {}
+        for t in group:
+            value = repr(t.settings.get(key, "unset"))
+            values[value] = values.get(value, 0) + 1
+        if len(values) > 1:
+            counts = ", ".join(f"{v} in {n}" for v, n in values.items())
+            raise MixedSettingsError(
+                f"the {label} trials differ in {key} ({counts} trial(s)), so they are not "
+                f"seeds of one setting: give --label-by {key} for a line per value"
+            )
 
 
 def final_value(steps: np.ndarray, values: np.ndarray) -> float:
@@ -156,12 +189,20 @@ def on_common_grid(curves: list[tuple[np.ndarray, np.ndarray]], label: str):
 
 
 def _mean_std_line(ax, curves, label, **style):
+    """The mean ± std over the env steps all curves cover; where runs are longer than
+    the shortest, each goes on as a thin line of its own, and the legend says where
+    the mean stops."""
     grid, ys = on_common_grid(curves, label)
     mean, std = ys.mean(0), ys.std(0)
     # A single common step (a one-iteration run) is drawn as a point.
     marker = "o" if len(grid) == 1 else None
-    (line,) = ax.plot(grid, mean, label=f"{label} (n={len(curves)})", marker=marker, **style)
+    longer = [(x, y) for x, y in curves if x[-1] > grid[-1]]
+    cut = f", mean to {grid[-1]:,.0f} steps (shortest run)" if longer else ""
+    (line,) = ax.plot(grid, mean, label=f"{label} (n={len(curves)}{cut})", marker=marker, **style)
     ax.fill_between(grid, mean - std, mean + std, alpha=0.2, color=line.get_color())
+    for x, y in longer:
+        rest = x >= grid[-1]
+        ax.plot(x[rest], y[rest], color=line.get_color(), linewidth=0.8, alpha=0.6)
     return line
 
 
@@ -185,12 +226,16 @@ def _plot_is_weights(ax, trials, label_by):
             {k.split("/")[1] for t in group for k in t.rows[-1] if k.endswith("/is_weight_mean")}
         )
         for mid in modules:
-            stats = {}
+            stats, ends = {}, set()
             for stat in ("mean", "q05", "q95"):
                 curves = [t.series(f"learners/{mid}/{IS_WEIGHT.format(stat)}") for t in group]
-                stats[stat] = on_common_grid([c for c in curves if len(c[0])], label)
+                curves = [c for c in curves if len(c[0])]
+                ends |= {x[-1] for x, _ in curves}
+                stats[stat] = on_common_grid(curves, label)
             grid, means = stats["mean"]
-            (line,) = ax.plot(grid, means.mean(0), label=f"{label} {mid} (n={len(means)})")
+            # Averaged over the steps all runs cover: say so when some run goes further.
+            cut = f", to {grid[-1]:,.0f} steps (shortest run)" if len(ends) > 1 else ""
+            (line,) = ax.plot(grid, means.mean(0), label=f"{label} {mid} (n={len(means)}{cut})")
             # The band holds the middle 90 % of an iteration's weights (mean over seeds).
             low, high = stats["q05"][1].mean(0), stats["q95"][1].mean(0)
             ax.fill_between(stats["q05"][0], low, high, alpha=0.15, color=line.get_color())

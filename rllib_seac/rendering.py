@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,20 @@ def is_image(frame) -> bool:
     return isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[-1] in (3, 4)
 
 
+def check_writable(out) -> None:
+    """Fails at once, not after every frame is rendered, when the GIF `out` cannot be
+    written: its directory is made (as the write would) and a file is tried in it."""
+    path = Path(out)
+    if path.is_dir():
+        raise RenderError(f"cannot write {out}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as e:
+        raise RenderError(f"cannot write {out}: {e.strerror or e} ({e.filename})") from None
+
+
 def render_gif(
     checkpoint,
     out,
@@ -52,6 +67,7 @@ def render_gif(
     with stochastic policies, to the GIF `out`; returns the number of frames."""
     from PIL import Image
 
+    check_writable(out)
     use_headless_gl()
     policies = AgentPolicies(checkpoint)
     name = env_label(policies.config.env)
@@ -89,6 +105,5 @@ def render_gif(
     finally:
         env.close()
     images = [Image.fromarray(np.ascontiguousarray(f[..., :3])) for f in frames]
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     images[0].save(out, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     return len(images)

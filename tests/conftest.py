@@ -1,6 +1,7 @@
 """One Ray instance for the whole test session, on 127.0.0.1, with its files under /tmp."""
 
 import os
+import time
 
 # Read when Ray is imported. On Linux Ray swaps 127.0.0.1 for the machine's outward
 # address; this keeps the test clusters on loopback (it also stops `ray start` from
@@ -27,3 +28,25 @@ def ray_session(tmp_path_factory):
         ray.init(num_cpus=2, include_dashboard=False, _temp_dir=RAY_TEMP_DIR, log_to_driver=False)
         yield
         ray.shutdown()
+
+
+# The whole suite's budget on a busy 2-core machine. Not asserted (that would test
+# the machine): reported after pytest's list of the slowest tests (--durations), so
+# a suite that grows past it shows which tests to make cheaper or mark `slow`.
+SUITE_BUDGET_S = 600
+
+
+_SESSION_START = []
+
+
+def pytest_sessionstart(session):
+    _SESSION_START.append(time.monotonic())
+
+
+def pytest_terminal_summary(terminalreporter):
+    elapsed = time.monotonic() - _SESSION_START[0]
+    verdict = "within" if elapsed <= SUITE_BUDGET_S else "OVER"
+    terminalreporter.write_line(
+        f"suite health: {elapsed / 60:.1f} min, {verdict} the {SUITE_BUDGET_S // 60}-minute "
+        "budget for a busy 2-core machine (slowest tests listed above)"
+    )

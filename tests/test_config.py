@@ -16,10 +16,25 @@ RWARE = "rware-tiny-2ag-v2"
         (dict(seac_target="critic_k"), "seac_target must be one of ('paper', 'reference')"),
         (dict(is_weight_clip=0), "is_weight_clip must be None or > 0"),
         (dict(updates_per_iteration=0), "updates_per_iteration must be an integer >= 1"),
+        (dict(lr=-1), "lr must be a number > 0 (or a schedule of such), got -1."),
+        (dict(lr=0), "lr must be a number > 0 (or a schedule of such), got 0."),
+        (dict(lr=[[0, 1e-3], [100, -1e-3]]), "lr must be a number > 0 (or a schedule"),
+        (dict(gamma=1.5), "gamma must be a number in (0, 1], got 1.5."),
+        (dict(gamma=0), "gamma must be a number in (0, 1], got 0."),
+        (dict(entropy_coeff=-0.01), "entropy_coeff must be a number >= 0, got -0.01."),
+        (dict(vf_loss_coeff=-1), "vf_loss_coeff must be a number >= 0, got -1."),
+        (dict(grad_clip=0), "grad_clip must be a number > 0 (or None: no clipping), got 0."),
+        (dict(adam_eps=0), "adam_eps must be a number > 0, got 0."),
+        (dict(adam_eps=float("nan")), "adam_eps must be a number > 0, got nan."),
+        (dict(hidden_sizes=[64, 0]), "hidden_sizes must be a list of layer sizes, each an"),
+        (dict(num_envs_per_env_runner=0), "num_envs_per_env_runner must be an integer >= 1"),
+        (dict(seed=-1), "seed must be an integer >= 0 (or None), got -1."),
+        (dict(seac_lambda=True), "seac_lambda must be a number >= 0, got True."),
     ],
 )
 def test_bad_training_settings(settings, message):
-    config = SEACConfig().environment(RWARE).training(**settings)
+    # update_from_dict: the path of a YAML file's or --config's settings.
+    config = SEACConfig().environment(RWARE).update_from_dict(settings)
     with pytest.raises(SEACConfigError, match="Bad SEAC config") as err:
         config.validate()
     assert message in str(err.value)
@@ -77,3 +92,13 @@ def test_env_processes_are_checked_against_the_envs_per_runner():
     config = SEACConfig().environment(RWARE).env_runners(num_env_processes_per_env_runner=5)
     with pytest.raises(SEACConfigError, match="must be an integer from 0 to"):
         config.validate()
+
+
+def test_env_settings_are_checked_at_validate_naming_the_env():
+    config = SEACConfig().environment("Foraging-8x8-2p-2f-v3", env_config={"max_episode_steps": -5})
+    with pytest.raises(SEACConfigError) as err:
+        config.validate()
+    assert str(err.value) == (
+        "Bad env config for Foraging-8x8-2p-2f-v3: max_episode_steps must be an integer "
+        ">= 1, got -5."
+    )

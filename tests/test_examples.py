@@ -1,27 +1,68 @@
-"""The README's main job, examples/train_rware.py, on a tiny budget in its own process."""
+"""The README's examples on a tiny budget, each in its own process as a user runs it."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+# Generous bound for a busy machine (Ray's start and two algorithms' builds).
+RUN_TIMEOUT_S = 600
+# What Ray and RLlib print at start-up that the examples keep quiet.
+RAY_NOISE = (
+    "Token authentication",
+    "authentication token",
+    "new API stack",
+    "RLModuleConfig",
+    "gputil",
+    "Started a local Ray instance",
+)
 
 
-def test_train_rware_prints_progress_and_writes_a_learning_curve(tmp_path):
-    out = tmp_path / "run"
-    # HOME: RLlib logs algorithms built outside Tune under ~/ray_results.
+def run_example(tmp_path, script: str, *args) -> subprocess.CompletedProcess:
+    # A HOME of its own, to see what a run leaves in the user's home.
     env = {**os.environ, "RAY_TMPDIR": "/tmp/rllib_seac_example_ray", "HOME": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "train_rware.py"), "--env-steps", "4000"]
-        + ["--out", str(out)],
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=RUN_TIMEOUT_S,
         env=env,
     )
+
+
+@pytest.mark.slow
+def test_train_lbf_prints_progress_a_figure_and_a_verdict(tmp_path):
+    out = tmp_path / "run"
+    proc = run_example(tmp_path, "train_lbf.py", "--env-steps", 4000, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("    4,000 env steps   SEAC return ") for line in lines), lines
+    assert f"results: {out}/progress.csv, {out}/learning_curve.png" in proc.stdout
+    # No threshold crossing in 4,000 steps: the verdict says so for both.
+    assert lines[-1].startswith("Verdict: SEAC not yet (best ")
+    assert ", IAC not yet (best " in lines[-1] and lines[-1].endswith(" in 4,000 env steps).")
+    # header + 2 iterations x 2 algorithms
+    assert len((out / "progress.csv").read_text().splitlines()) == 5
+    with Image.open(out / "learning_curve.png") as image:
+        assert image.size == (600, 400)
+    assert (out / "seac" / "rllib_checkpoint.json").is_file()
+    assert (out / "iac" / "rllib_checkpoint.json").is_file()
+    output = proc.stdout + proc.stderr
+    assert not [noise for noise in RAY_NOISE if noise in output], output[-3000:]
+    # Nothing of Ray's in the home: no ~/ray_results/<date>, no ~/.ray/auth_token.
+    assert not (tmp_path / "ray_results").exists() and not (tmp_path / ".ray").exists()
+
+
+@pytest.mark.slow
+def test_train_rware_prints_progress_and_writes_a_learning_curve(tmp_path):
+    out = tmp_path / "run"
+    proc = run_example(tmp_path, "train_rware.py", "--env-steps", 4000, "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "iter    2  env steps     4,000" in proc.stdout
     assert f"results: {out}/progress.csv" in proc.stdout
@@ -29,3 +70,15 @@ def test_train_rware_prints_progress_and_writes_a_learning_curve(tmp_path):
     with Image.open(out / "learning_curve.png") as image:
         assert image.size == (600, 400)
     assert (out / "checkpoint").is_dir()
+    output = proc.stdout + proc.stderr
+    assert not [noise for noise in RAY_NOISE if noise in output], output[-3000:]
+    assert not (tmp_path / "ray_results").exists() and not (tmp_path / ".ray").exists()
+
+
+def test_a_bad_setting_stops_the_example_before_ray_starts(tmp_path):
+    proc = run_example(tmp_path, "train_rware.py", "--seed", -1, "--out", tmp_path / "run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(
+        "error: Bad SEAC config: seed must be an integer >= 0 (or None), got -1."
+    )
+    assert not (tmp_path / ".ray").exists()

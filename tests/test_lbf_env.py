@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rllib_seac import env_names, make_env
+from rllib_seac.envs.checks import EnvConfigError
 from tests.env_contract import assert_reset_step_contract
 
 PAPER_TASKS = [
@@ -69,3 +70,21 @@ def test_solved_episode_returns_one_summed_over_agents(env_id):
     levels = [p.level for p in foraging.players]
     for aid, level in zip(env.possible_agents, levels):
         assert returns[aid] == pytest.approx(level / sum(levels))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("max_episode_steps", -5, "max_episode_steps must be an integer >= 1, got -5"),
+        ("max_episode_steps", 0, "max_episode_steps must be an integer >= 1, got 0"),
+        ("players", 0, "players must be an integer >= 1, got 0"),
+        ("max_num_food", 0, "max_num_food must be an integer >= 1, got 0"),
+        ("sight", 0, "sight must be an integer >= 1, got 0"),
+        ("field_size", (8, 0), "field_size must be two integers >= 1 (rows, columns), got (8, 0)"),
+        ("max_steps", 25, "unknown key(s) max_steps; known: field_size, force_coop"),
+    ],
+)
+def test_settings_the_env_would_misuse_are_refused(key, value, message):
+    with pytest.raises(EnvConfigError) as error:
+        make_env("Foraging-8x8-2p-2f-v3", {key: value})
+    assert str(error.value).startswith(f"Bad env config for Foraging-8x8-2p-2f-v3: {message}")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rllib_seac import make_env
+from rllib_seac.envs.checks import EnvConfigError
 from rllib_seac.envs.predator_prey import bound, flee_action
 from tests.env_contract import assert_reset_step_contract
 
@@ -21,10 +22,17 @@ def test_spaces_reset_and_step_contract():
 def test_config_keys():
     env = make_env("predator-prey-sparse", {"num_predators": 4, "num_obstacles": 0})
     assert env.possible_agents == [*PREDATORS, "adversary_3"]
-    with pytest.raises(ValueError, match="num_predators must be >= 2"):
-        make_env("predator-prey-sparse", {"num_predators": 1})
-    with pytest.raises(ValueError, match=r"Unknown predator-prey config key\(s\) \['predators'\]"):
-        make_env("predator-prey-sparse", {"predators": 3})
+    bad = {
+        "num_predators": (1, "num_predators must be an integer >= 2, got 1"),
+        "max_cycles": (0, "max_cycles must be an integer >= 1, got 0"),
+        "num_obstacles": (-1, "num_obstacles must be an integer >= 0, got -1"),
+        "prey_speed": (0, "prey_speed must be a number > 0, got 0"),
+        "predators": (3, "unknown key(s) predators; known: max_cycles, num_obstacles"),
+    }
+    for key, (value, message) in bad.items():
+        with pytest.raises(EnvConfigError) as error:
+            make_env("predator-prey-sparse", {key: value})
+        assert str(error.value).startswith("Bad env config for predator-prey-sparse: " + message)
 
 
 def test_episode_length_is_a_truncation():

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,15 @@ import rllib_seac
 from rllib_seac import SEACConfig, make_env
 from rllib_seac.cli import main
 from rllib_seac.labels import variant_name
-from rllib_seac.plotting import DPI, FIGSIZE, KINDS, flatten, group_trials, load_trials
+from rllib_seac.plotting import (
+    DPI,
+    FIGSIZE,
+    KINDS,
+    _plot_returns,
+    flatten,
+    group_trials,
+    load_trials,
+)
 from rllib_seac.rendering import use_headless_gl
 from tests.envs_for_tests import SpacesEnv
 
@@ -175,6 +184,47 @@ def test_trials_are_labelled_by_algorithm_or_a_setting(tune_run):
     assert list(group_trials(trials, "lr")) == ["lr=0.0003"]
 
 
+def copy_trial(trial_path, to, *, params=None, iterations=None):
+    """A copy of a real trial directory with its params.json changed, and its
+    result.json cut to its first `iterations` lines."""
+    shutil.copytree(trial_path, to)
+    lines = (to / "result.json").read_text().splitlines()[:iterations]
+    (to / "result.json").write_text("\n".join(lines) + "\n")
+    given = json.loads((to / "params.json").read_text())
+    (to / "params.json").write_text(json.dumps({**given, **(params or {})}))
+    return to
+
+
+def test_runs_of_different_lengths_are_each_drawn_over_their_own_range(tune_run, tmp_path):
+    from matplotlib.figure import Figure
+
+    seac = next(r for r in tune_run if r.config["seac_lambda"] == 1.0)
+    copy_trial(seac.path, tmp_path / "run" / "long", params={"seed": 0})
+    copy_trial(seac.path, tmp_path / "run" / "short", params={"seed": 1}, iterations=1)
+    trials = load_trials([tmp_path / "run"])
+    ax = Figure().add_subplot()
+    _plot_returns(ax, trials, None)
+    mean, rest = ax.get_lines()
+    # The mean stops where the short run ends, and says so; the long run goes on.
+    assert mean.get_label() == "SEAC (n=2, mean to 100 steps (shortest run))"
+    assert list(mean.get_xdata()) == [100]
+    assert list(rest.get_xdata()) == [100, 200]
+
+
+def test_trials_that_differ_in_a_setting_are_not_averaged_as_seeds(tune_run, tmp_path, capsys):
+    seac = next(r for r in tune_run if r.config["seac_lambda"] == 1.0)
+    copy_trial(seac.path, tmp_path / "run" / "a", params={"seed": 0})
+    copy_trial(seac.path, tmp_path / "run" / "b", params={"seed": 1, "lr": 0.001})
+    code, _, err = run_cli(capsys, "plot", tmp_path / "run", "--out", tmp_path / "f.png")
+    assert code == 2
+    assert err == (
+        "rllib: error: the SEAC trials differ in lr (0.0003 in 1, 0.001 in 1 trial(s)), so "
+        "they are not seeds of one setting: give --label-by lr for a line per value\n"
+    )
+    args = ["plot", tmp_path / "run", "--out", tmp_path / "f.png", "--label-by", "lr"]
+    assert run_cli(capsys, *args)[0] == 0
+
+
 def test_variant_names():
     assert variant_name({}) == "SEAC"
     assert variant_name({"seac_lambda": 0.0}) == "IAC"
@@ -226,12 +276,22 @@ def test_plot_is_weights_of_iac_only(tune_run, tmp_path, capsys):
         (["plot", "{empty}", "--out", "fig.png"], "no results in "),
         (["plot", "no/such/dir", "--out", "fig.png"], "no such run directory: no/such/dir"),
         (["plot", "{empty}", "--out", "fig.jpg"], "--out must end in .png, .pdf, .svg"),
+        # Checked before the checkpoint is read and before any frame is rendered.
+        (["render", "{empty}", "--out", "{file}/run.gif"], "cannot write {file}/run.gif"),
+        (["render", "{empty}", "--out", "/proc/run.gif"], "cannot write /proc/run.gif"),
+        (["render", "{empty}", "--out", "{empty}.gif"], "{empty}.gif: it is a directory"),
+        (["evaluate", "{empty}", "--seed", "-1"], "--seed must be >= 0, got -1."),
+        (["render", "{empty}", "--out", "r.gif", "--seed", "-1"], "--seed must be >= 0, got -1."),
     ],
 )
 def test_bad_input_exits_2_with_one_message(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
-    code, out, err = run_cli(capsys, *[a.format(empty=tmp_path / "empty") for a in args])
+    (tmp_path / "empty.gif").mkdir()
+    (tmp_path / "file").write_text("")
+    paths = {"empty": tmp_path / "empty", "file": tmp_path / "file"}
+    message = message.format(**paths)
+    code, out, err = run_cli(capsys, *[a.format(**paths) for a in args])
     assert code == 2 and not out
     assert message in err
     assert err.count("rllib: error:") == 1 and len(err.strip().splitlines()) == 1

@@ -9,6 +9,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_seac.envs.lbf import LbfEnv, lbf_env_ids
 from rllib_seac.envs.pettingzoo import PettingZooParallelAdapter
+from rllib_seac.envs.predator_prey import ENV_NAME as PREDATOR_PREY
 from rllib_seac.envs.predator_prey import PredatorPreyEnv
 from rllib_seac.envs.rware import RwareEnv, rware_env_ids
 from rllib_seac.envs.spaces import check_seac_spaces
@@ -30,7 +31,7 @@ def _creators() -> dict:
     return {
         **{env_id: partial(RwareEnv, env_id) for env_id in rware_env_ids()},
         **{env_id: partial(LbfEnv, env_id) for env_id in lbf_env_ids()},
-        "predator-prey-sparse": PredatorPreyEnv,
+        PREDATOR_PREY: PredatorPreyEnv,
     }
 
 

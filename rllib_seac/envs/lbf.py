@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import gymnasium as gym
 
+from rllib_seac.envs.checks import EnvConfigError, check_int, check_known_keys
 from rllib_seac.envs.tuple_env import TupleAgentsEnv
+
+# Settings that must be at least 1 (a step limit of -5 gives 1-step episodes).
+AT_LEAST_ONE = ("max_episode_steps", "players", "max_num_food", "sight", "min_player_level")
 
 
 def lbf_env_ids() -> list[str]:
@@ -29,7 +35,9 @@ class LbfEnv(TupleAgentsEnv):
 
         # Built from the id's kwargs, not gym.make: gym.make would take
         # `max_episode_steps` for a TimeLimit wrapper instead of giving it to the env.
-        kwargs = {**gym.spec(env_id).kwargs, **(env_config or {})}
+        config = dict(env_config or {})
+        check_lbf_config(env_id, config, ForagingEnv)
+        kwargs = {**gym.spec(env_id).kwargs, **config}
         super().__init__(ForagingEnv(**kwargs))
 
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
@@ -37,3 +45,23 @@ class LbfEnv(TupleAgentsEnv):
             return False, truncated
         all_food_collected = not self.env.field.any()
         return all_food_collected, not all_food_collected
+
+
+def check_lbf_config(env_id: str, config: dict, env_class) -> None:
+    """The env config's keys are ForagingEnv's arguments, each in its range."""
+    known = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    check_known_keys(env_id, config, known)
+    for key in AT_LEAST_ONE:
+        check_int(env_id, config, key, 1)
+    size = config.get("field_size")
+    if size is not None and not (
+        isinstance(size, (list, tuple)) and len(size) == 2 and all(map(_positive_int, size))
+    ):
+        raise EnvConfigError(
+            f"Bad env config for {env_id}: field_size must be two integers >= 1 "
+            f"(rows, columns), got {size!r}."
+        )
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

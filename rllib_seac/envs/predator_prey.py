@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 
+from rllib_seac.envs.checks import check_int, check_known_keys, check_positive
 from rllib_seac.envs.pettingzoo import PettingZooParallelAdapter
+
+ENV_NAME = "predator-prey-sparse"
 
 DEFAULTS = {
     "num_predators": 3,
@@ -73,15 +76,7 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
         from mpe2 import simple_tag_v3
 
         config = {**DEFAULTS, **(env_config or {})}
-        if unknown := sorted(set(config) - set(DEFAULTS)):
-            raise ValueError(
-                f"Unknown predator-prey config key(s) {unknown}; known: {sorted(DEFAULTS)}."
-            )
-        if config["num_predators"] < 2:
-            raise ValueError(
-                f"num_predators must be >= 2 (two must touch the prey), got "
-                f"{config['num_predators']}."
-            )
+        check_predator_prey_config(env_config or {})
         env = simple_tag_v3.parallel_env(
             num_good=1,
             num_adversaries=config["num_predators"],
@@ -119,3 +114,12 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
         )
         caught = float(touching >= 2)
         return {aid: caught - bound(x) - bound(y) for aid, (x, y) in zip(self.agents, positions)}
+
+
+def check_predator_prey_config(config: dict) -> None:
+    check_known_keys(ENV_NAME, config, DEFAULTS)
+    # Two predators must touch the prey for a reward.
+    check_int(ENV_NAME, config, "num_predators", 2)
+    check_int(ENV_NAME, config, "max_cycles", 1)
+    check_int(ENV_NAME, config, "num_obstacles", 0)
+    check_positive(ENV_NAME, config, "prey_speed")

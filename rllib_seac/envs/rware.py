@@ -6,7 +6,20 @@ import dataclasses
 
 import gymnasium as gym
 
+from rllib_seac.envs.checks import EnvConfigError, check_int
 from rllib_seac.envs.tuple_env import TupleAgentsEnv
+
+# Warehouse arguments -> their least value.
+AT_LEAST = {
+    "n_agents": 1,
+    "shelf_columns": 1,
+    "column_height": 1,
+    "shelf_rows": 1,
+    "sensor_range": 1,
+    "request_queue_size": 1,
+    "msg_bits": 0,
+}
+NONE_OR_AT_LEAST_ONE = ("max_steps", "max_inactivity_steps")
 
 
 def rware_env_ids() -> list[str]:
@@ -34,6 +47,7 @@ class RwareEnv(TupleAgentsEnv):
         from rllib_seac.envs.fast_rware import FastWarehouse
 
         kwargs = dict(env_config or {})
+        check_rware_config(env_id, kwargs)
         self._time_limit_terminal = bool(kwargs.pop("time_limit_terminal", False))
         spec = gym.spec(env_id)
         if kwargs.pop("fast_step", True):
@@ -43,3 +57,17 @@ class RwareEnv(TupleAgentsEnv):
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
         ended = done or truncated
         return (ended, False) if self._time_limit_terminal else (False, ended)
+
+
+def check_rware_config(env_id: str, config: dict) -> None:
+    """Sizes and counts in range, before rware asserts or builds a broken warehouse."""
+    for key, low in AT_LEAST.items():
+        check_int(env_id, config, key, low)
+    for key in NONE_OR_AT_LEAST_ONE:
+        check_int(env_id, config, key, 1, none_ok=True)
+    columns = config.get("shelf_columns")
+    if columns is not None and columns % 2 == 0:
+        raise EnvConfigError(
+            f"Bad env config for {env_id}: shelf_columns must be an odd integer >= 1 "
+            f"(rware puts the goals under the middle column), got {columns!r}."
+        )

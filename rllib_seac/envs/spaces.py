@@ -19,9 +19,10 @@ def check_seac_spaces(env) -> tuple[gym.Space, gym.Space]:
     act = {aid: env.get_action_space(aid) for aid in agents}
     first = agents[0]
     for name, spaces in (("observation", obs), ("action", act)):
-        differing = [aid for aid in agents if spaces[aid] != spaces[first]]
-        if differing:
-            listing = "; ".join(f"{aid}: {spaces[aid]}" for aid in [first, *differing])
+        groups = agents_by_space(spaces)
+        if len(groups) > 1:
+            # Every agent, grouped by its space: padding has to reach all but one group.
+            listing = "; ".join(f"{', '.join(group)}: {space}" for space, group in groups)
             raise ValueError(
                 f"SEAC needs identical {name} spaces for all agents, since each agent "
                 f"is trained on the others' experience. These differ: {listing}. "
@@ -39,3 +40,16 @@ def check_seac_spaces(env) -> tuple[gym.Space, gym.Space]:
             f"have {obs[first]}. Flatten them (e.g. gymnasium's FlattenObservation)."
         )
     return obs[first], act[first]
+
+
+def agents_by_space(spaces: dict) -> list[tuple[gym.Space, list[str]]]:
+    """(space, its agents) for each distinct space, in the order agents first have it."""
+    groups: list[tuple[gym.Space, list[str]]] = []
+    for aid, space in spaces.items():
+        for known, group in groups:
+            if known == space:
+                group.append(aid)
+                break
+        else:
+            groups.append((space, [aid]))
+    return groups

@@ -1,0 +1,49 @@
+"""Starting Ray on this machine without its start-up notices or files in the home.
+
+Ray 2.60 turns token authentication on for a new local instance: with no token it
+generates one, saves it as ~/.ray/auth_token and logs two lines about it. A token
+that lives only in this process tree's environment (RAY_AUTH_TOKEN) keeps the
+authentication and leaves the home alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+AUTH_MODE = "RAY_AUTH_MODE"
+AUTH_TOKEN = "RAY_AUTH_TOKEN"
+SAVED_TOKEN = Path("~/.ray/auth_token")
+
+
+def use_session_auth_token() -> None:
+    """Before Ray starts a local instance: token authentication with a token for this
+    run only, unless the user chose a mode, a token or a cluster (RAY_ADDRESS), whose
+    settings then apply unchanged. A saved ~/.ray/auth_token is used as Ray would,
+    with the mode set so that Ray does not announce it."""
+    if os.environ.get("RAY_ADDRESS") or AUTH_MODE in os.environ:
+        return
+    os.environ[AUTH_MODE] = "token"
+    if AUTH_TOKEN not in os.environ and not SAVED_TOKEN.expanduser().is_file():
+        os.environ[AUTH_TOKEN] = secrets.token_hex(32)
+    from rllib_seac._rllib_internals import reload_ray_auth_settings
+
+    reload_ray_auth_settings()
+
+
+def init_local_ray(num_cpus: int, **kwargs) -> None:
+    """`ray.init` on this machine with a session token, no dashboard and no
+    "Started a local Ray instance" line; workers' logs stay in Ray's session
+    directory (errors still reach the caller as exceptions)."""
+    import ray
+
+    use_session_auth_token()
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        **kwargs,
+    )

@@ -1,0 +1,89 @@
+"""Each internal that rllib_seac/_rllib_internals.py wraps still works as it assumes.
+
+A failure here names the internal that a Ray upgrade changed."""
+
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ray.tune.trainable.trainable as trainable_module
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core.rl_module import rl_module
+
+from rllib_seac import SEACConfig
+from rllib_seac._rllib_internals import NOTICES_NOT_FOR_SEAC, set_algorithm_log_dir_parent
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
+
+
+def test_rllib_still_uses_the_log_once_keys_of_the_notices():
+    api_stack_key, module_config_key = NOTICES_NOT_FOR_SEAC
+    source = inspect.getsource(AlgorithmConfig._validate_new_api_stack_settings)
+    assert '_on_new_api_stack"' in source, "AlgorithmConfig's new-API-stack notice changed"
+    assert api_stack_key == "SEAC_on_new_api_stack"
+    assert f'old="{module_config_key}"' in inspect.getsource(rl_module), (
+        "RLlib's RLModuleConfig deprecation key changed"
+    )
+
+
+def test_notices_not_for_seac_stay_silent_in_a_fresh_process():
+    code = (
+        "from rllib_seac import SEACConfig, make_env\n"
+        "config = SEACConfig().environment('Foraging-8x8-2p-2f-v3')\n"
+        "config.validate()\n"
+        "spec = config.get_default_rl_module_spec()\n"
+        "env = make_env('Foraging-8x8-2p-2f-v3')\n"
+        "spec.observation_space = env.get_observation_space('agent_0')\n"
+        "spec.action_space = env.get_action_space('agent_0')\n"
+        "spec.build()\n"
+        "print('built')\n"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0 and "built" in proc.stdout, proc.stderr[-2000:]
+    for notice in ("new API stack", "RLModuleConfig", "gputil"):
+        assert notice not in proc.stderr, proc.stderr
+
+
+def test_algorithm_log_dir_parent(tmp_path, monkeypatch):
+    # Restored after the test: the session's own setting (conftest.py).
+    default = trainable_module.DEFAULT_STORAGE_PATH
+    monkeypatch.setattr(trainable_module, "DEFAULT_STORAGE_PATH", default)
+    set_algorithm_log_dir_parent(str(tmp_path))
+    algo = SEACConfig().environment("rware-tiny-2ag-v2").build_algo()
+    try:
+        assert Path(algo.logdir).parent == tmp_path
+    finally:
+        algo.stop()
+
+
+def test_ray_auth_settings_reload_after_import():
+    code = (
+        "import os, ray\n"
+        "from ray._raylet import AuthenticationMode, get_authentication_mode\n"
+        "from rllib_seac._rllib_internals import reload_ray_auth_settings\n"
+        "os.environ['RAY_AUTH_MODE'] = 'token'\n"
+        "reload_ray_auth_settings()\n"
+        "print(get_authentication_mode() == AuthenticationMode.TOKEN)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout.strip() == "True", proc.stderr[-2000:]
