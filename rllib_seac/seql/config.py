@@ -70,11 +70,13 @@ class SEQLConfig(DQNConfig):
         self.rollout_fragment_length = 1
         self.num_envs_per_env_runner = 1
         self.num_env_runners = 0
-        self._model_config = {
-            "fcnet_hiddens": [128, 128],
-            "fcnet_activation": "relu",
-            "head_fcnet_hiddens": [],
-        }
+        self.rl_module(
+            model_config={
+                "fcnet_hiddens": [128, 128],
+                "fcnet_activation": "relu",
+                "head_fcnet_hiddens": [],
+            }
+        )
         # Filled in by `validate()` from the env when left None.
         self.agent_ids = None
 
