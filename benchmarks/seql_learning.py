@@ -63,6 +63,9 @@ def train(args) -> dict:
     import rllib_seac
 
     start = time.perf_counter()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     rllib_seac.register([args.env])
     env_config = {"max_episode_steps": LBF_EPISODE_LIMIT} if args.env.startswith("Foraging") else {}
     settings = {
@@ -89,13 +92,11 @@ def train(args) -> dict:
     )
     results = tuner.fit()
     trials = load_trials([results.experiment_path])
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     return {
         "command": shlex.join(["python", *sys.argv]),
         "commit": commit,
         "settings": settings,
+        "steps_per_iteration": settings["min_sample_timesteps_per_iteration"],
         "budget_env_steps": args.env_steps,
         "max_minutes_per_trial": args.max_minutes,
         "concurrent_trials": CONCURRENT_TRIALS,
@@ -138,10 +139,15 @@ def write_outputs(record: dict, out_dir: Path) -> None:
         f"{len(record['trials'])} trials, {record['concurrent_trials']} at a time, errored: "
         f"{record['errored_trials']}; wall time {record['wall_minutes']} min; commit "
         f"{record['commit']}.",
+        *([record["note"]] if "note" in record else []),
         "Return: the episode return summed over agents, each iteration's mean over the "
         "training (epsilon-greedy) episodes that ended in it.",
         "",
         *window_table(record, reached),
+        "",
+        "Per trial: env steps reached and the return of its last iteration.",
+        "",
+        *trial_lines(record),
         "",
         f"command: `{record['command']}`",
         f"figure: `python benchmarks/seql_learning.py --from-record {out_dir}/record.json` "
@@ -152,10 +158,14 @@ def write_outputs(record: dict, out_dir: Path) -> None:
 
 
 def window_table(record: dict, steps: float) -> list[str]:
-    """Mean return in each tenth of `steps`: per seed, then mean ± std over seeds."""
-    edges = np.linspace(0, steps, WINDOWS + 1)
+    """Mean return per window of env steps up to `steps` (windows of one reporting
+    iteration, at most WINDOWS of them): per seed, then mean ± std over seeds."""
+    width = record["steps_per_iteration"] * max(
+        1, round(steps / record["steps_per_iteration"] / WINDOWS)
+    )
+    edges = np.arange(0, steps + 1, width)
     names = [f"{a / 1000:.3g}–{b / 1000:.3g}k" for a, b in zip(edges[:-1], edges[1:])]
-    lines = [f"| algorithm | {' | '.join(names)} |", f"|---|{'---|' * WINDOWS}"]
+    lines = [f"| algorithm | {' | '.join(names)} |", f"|---|{'---|' * len(names)}"]
     for shared, label in ((True, "SEQL"), (False, "IQL")):
         group = [t for t in record["trials"] if t["share_experience"] == shared]
         cells = []
@@ -168,6 +178,20 @@ def window_table(record: dict, steps: float) -> list[str]:
                     means.append(inside.mean())
             cells.append(f"{np.mean(means):.3f} ± {np.std(means):.3f}" if means else "—")
         lines.append(f"| {label} ({len(group)} seeds) | {' | '.join(cells)} |")
+    return lines
+
+
+def trial_lines(record: dict) -> list[str]:
+    lines = [
+        "| algorithm | seed | env steps | last return | training time (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for t in sorted(record["trials"], key=lambda t: (not t["share_experience"], t["seed"])):
+        name = "SEQL" if t["share_experience"] else "IQL"
+        lines.append(
+            f"| {name} | {t['seed']} | {t['env_steps'][-1]:,.0f} | {t['return'][-1]:.3f} "
+            f"| {t['time_total_s']:.0f} |"
+        )
     return lines
 
 

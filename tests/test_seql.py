@@ -136,7 +136,8 @@ def test_cli_runs_the_tuned_file_for_one_iteration(tmp_path, monkeypatch):
         "train_batch_size_per_learner": BATCH,
         "num_steps_sampled_before_learning_starts": BATCH,
     }
-    small["min_sample_timesteps_per_iteration"] = STEPS_PER_ITER
+    # 2 episodes of the file's 25 steps, so that `rllib plot` has returns.
+    small["min_sample_timesteps_per_iteration"] = 50
     args = ["train", "file", str(CONFIGS / "seql-lbf-8x8-2p-2f.yaml")]
     args += ["--stop", '{"training_iteration": 1}', "--config", json.dumps(small)]
     assert main([*args, "--storage-path", str(tmp_path)]) == 0
