@@ -1,13 +1,17 @@
-"""Shared Experience Actor-Critic (SEAC) for Ray RLlib's current API stack."""
+"""Shared Experience Actor-Critic (SEAC) and Q-Learning (SEQL) for Ray RLlib's current API stack."""
 
 from rllib_seac.algorithm import SEAC
 from rllib_seac.config import SEACConfig, SEACConfigError
 from rllib_seac.envs import env_names, make_env, register_envs
+from rllib_seac.seql import SEQL, SEQLConfig, SEQLConfigError
 
 __all__ = [
     "SEAC",
     "SEACConfig",
     "SEACConfigError",
+    "SEQL",
+    "SEQLConfig",
+    "SEQLConfigError",
     "env_names",
     "make_env",
     "register",
@@ -16,9 +20,10 @@ __all__ = [
 
 
 def register(envs=None) -> None:
-    """Registers the "SEAC" trainable and this package's env names (all, or those
+    """Registers the "SEAC" and "SEQL" trainables and this package's env names (all, or those
     of `envs`) with Ray Tune."""
     from ray.tune.registry import register_trainable
 
     register_trainable("SEAC", SEAC)
+    register_trainable("SEQL", SEQL)
     register_envs(envs)

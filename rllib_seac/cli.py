@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-SUPPORTED_RUNS = ("SEAC",)
+SUPPORTED_RUNS = ("SEAC", "SEQL")
 ENTRY_KEYS = ("run", "env", "stop", "config")
 # update_from_dict keys that are not attribute names (others go through _translate_special_keys).
 CONFIG_ALIASES = {"multiagent"}
@@ -50,6 +50,7 @@ class Experiment:
     stop: dict
     config: dict  # Plain settings.
     grid: dict  # Setting -> values of its `grid_search`.
+    run: str = "SEAC"  # The registered algorithm, one of SUPPORTED_RUNS.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,9 +110,10 @@ def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="Run a checkpoint's agents for full episodes; mean ± std of the returns.",
-        description="Runs the agents' stochastic policies (as the paper's evaluation, "
-        "App. B) in the checkpoint's env and prints the total return (summed over "
-        "agents) as mean ± std over episodes, and each agent's return.",
+        description="Runs the agents' stochastic policies (SEAC, as the paper's evaluation, "
+        "App. B; SEQL/IQL: greedy, epsilon = 0) in the checkpoint's env and prints the "
+        "total return (summed over agents) as mean ± std over episodes, and each agent's "
+        "return.",
     )
     evaluate.add_argument("checkpoint", help=CHECKPOINT_HELP)
     evaluate.add_argument("--episodes", type=int, default=100, help="Episodes to run (100).")
@@ -124,7 +126,7 @@ def _add_render(commands) -> None:
     render = commands.add_parser(
         "render",
         help="Write an animated GIF of a checkpoint's agents.",
-        description="Runs the agents' stochastic policies in the checkpoint's env, made "
+        description="Runs the agents' policies (as `evaluate`) in the checkpoint's env, made "
         "with render_mode='rgb_array', and writes the frames as a GIF. Works without a "
         "display: pyglet-drawn envs (rware, lbforaging) render through EGL.",
     )
@@ -398,13 +400,21 @@ def _experiment(
             grid[key] = value["grid_search"]
         else:
             plain[key] = value
-    return Experiment(name, entry["env"], stop, plain, grid)
+    return Experiment(name, entry["env"], stop, plain, grid, entry["run"])
+
+
+def _config_class(run: str):
+    from rllib_seac import SEACConfig, SEQLConfig
+
+    return {"SEAC": SEACConfig, "SEQL": SEQLConfig}[run]
 
 
 def _build_config(exp: Experiment, overrides: dict | None = None):
-    from rllib_seac import SEACConfig
-
-    return SEACConfig().environment(exp.env).update_from_dict({**exp.config, **(overrides or {})})
+    return (
+        _config_class(exp.run)()
+        .environment(exp.env)
+        .update_from_dict({**exp.config, **(overrides or {})})
+    )
 
 
 def _validate(exp: Experiment) -> None:
@@ -412,10 +422,8 @@ def _validate(exp: Experiment) -> None:
     on its own (the other grid settings at their first value)."""
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
-    from rllib_seac import SEACConfig
-
     # update_from_dict sets even unknown attributes, so a typo would be silently ignored.
-    defaults = SEACConfig()
+    defaults = _config_class(exp.run)()
     for key in [*exp.config, *exp.grid]:
         attr = AlgorithmConfig._translate_special_keys(str(key), warn_deprecated=False)
         if key not in CONFIG_ALIASES and not hasattr(defaults, attr):
@@ -444,7 +452,7 @@ def _run(exp: Experiment, storage: str, checkpoint_freq: int, resume: bool, verb
         # their last checkpoints, errored ones too.
         tuner = tune.Tuner.restore(
             _run_dir(exp, storage),
-            trainable="SEAC",
+            trainable=exp.run,
             resume_unfinished=True,
             resume_errored=True,
             param_space=param_space,
@@ -461,7 +469,7 @@ def _run(exp: Experiment, storage: str, checkpoint_freq: int, resume: bool, verb
             # `_progress_metrics` (return mean, env steps) per trial, each iteration at 2.
             verbose=2 if verbose else 1,
         )
-        tuner = tune.Tuner("SEAC", param_space=param_space, run_config=run_config)
+        tuner = tune.Tuner(exp.run, param_space=param_space, run_config=run_config)
     results = tuner.fit()
     _print_summary(exp.name, results)
     return results.num_errors

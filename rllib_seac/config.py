@@ -42,13 +42,14 @@ def all_agents_share(agent_id, episode=None, **kwargs):
     return SHARED_MODULE_ID
 
 
-def _probe_env(env, env_config: dict):
-    """Agent ids and the shared (obs, action) spaces of `env`, from one instance."""
+def _probe_env(env, env_config: dict, algorithm: str = "SEAC"):
+    """Agent ids and the shared (obs, action) spaces of `env`, from one instance;
+    `algorithm` names the one whose space checks fail in the message."""
     from rllib_seac.envs import check_seac_spaces, make_env
 
     instance = make_env(env, env_config)
     try:
-        return list(instance.possible_agents), check_seac_spaces(instance)
+        return list(instance.possible_agents), check_seac_spaces(instance, algorithm)
     finally:
         instance.close()
 

@@ -1,8 +1,10 @@
-"""Evaluation of a checkpoint: full episodes with the agents' stochastic policies.
+"""Evaluation of a checkpoint: full episodes with the agents' evaluation policies.
 
 The paper evaluates its actor-critic agents with stochastic policies (App. B), so
-actions are sampled from pi_i(.|o^i), not taken greedily. Only the config and the
-RLModules are read from the checkpoint: no learner, env runner or Ray actor is built.
+SEAC's actions are sampled from pi_i(.|o^i), not taken greedily; its Q-learning
+agents (SEQL, IQL: App. D) are evaluated greedily, epsilon = 0, a^i = argmax_a
+Q_i(o^i, a). Only the config and the RLModules are read from the checkpoint: no
+learner, env runner or Ray actor is built.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ray.rllib.core.columns import Columns
 
 from rllib_seac.envs import make_env
 from rllib_seac.labels import env_label, variant_name
 
 CHECKPOINT_FILE = "rllib_checkpoint.json"
 CONFIG_FILE = "class_and_ctor_args.pkl"
+STOCHASTIC = "stochastic policies"
+GREEDY = "greedy policies (epsilon = 0)"
 MODULES_DIR = Path("learner_group", "learner", "rl_module")
 
 
@@ -49,25 +54,30 @@ def find_checkpoint(path) -> Path:
 
 
 class AgentPolicies:
-    """The agents' actors from a checkpoint, by agent id, with the config they trained with."""
+    """The agents' policies from a checkpoint, by agent id, with the config they trained
+    with: SEAC's actors, sampled, or SEQL's Q-networks, greedy."""
 
     def __init__(self, checkpoint):
         from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
         from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 
         from rllib_seac.config import SEACConfig
+        from rllib_seac.seql import SEQLConfig
 
         self.checkpoint = find_checkpoint(checkpoint)
         with open(self.checkpoint / CONFIG_FILE, "rb") as f:
             (config_state, *_), _ = pickle.load(f)["ctor_args_and_kwargs"]
         self.config = AlgorithmConfig.from_state(config_state)
-        if not isinstance(self.config, SEACConfig):
+        if not isinstance(self.config, (SEACConfig, SEQLConfig)):
             raise CheckpointError(
-                f"{self.checkpoint} is a {type(self.config).__name__} checkpoint, not SEAC's."
+                f"{self.checkpoint} is a {type(self.config).__name__} checkpoint, not "
+                "SEAC's or SEQL's."
             )
+        self.greedy = isinstance(self.config, SEQLConfig)
+        self.kind = GREEDY if self.greedy else STOCHASTIC
         modules = MultiRLModule.from_checkpoint(self.checkpoint / MODULES_DIR)
         self.actors = {
-            aid: modules[self.config.policy_mapping_fn(aid, None)].actor
+            aid: _policy_net(modules[self.config.policy_mapping_fn(aid, None)], self.greedy)
             for aid in self.config.agent_ids
         }
 
@@ -82,12 +92,24 @@ class AgentPolicies:
 
     @torch.no_grad()
     def act(self, obs: dict, generator: torch.Generator) -> dict:
-        """Samples a^i ~ pi_i(.|o^i) for every agent i."""
+        """Samples a^i ~ pi_i(.|o^i) for every agent i (SEAC), or takes the argmax of
+        Q_i(o^i, .) (SEQL)."""
         actions = {}
         for aid, actor in self.actors.items():
-            probs = torch.softmax(actor(torch.as_tensor(obs[aid]).unsqueeze(0)), dim=-1)
-            actions[aid] = int(torch.multinomial(probs, 1, generator=generator))
+            out = actor(torch.as_tensor(obs[aid]).unsqueeze(0))
+            if self.greedy:
+                actions[aid] = int(out.argmax(dim=-1))
+            else:
+                probs = torch.softmax(out, dim=-1)
+                actions[aid] = int(torch.multinomial(probs, 1, generator=generator))
         return actions
+
+
+def _policy_net(module, greedy: bool):
+    """Observation batch -> SEAC's action logits, or SEQL's Q-values."""
+    if not greedy:
+        return module.actor
+    return lambda obs: module.compute_q_values({Columns.OBS: obs})["qf_preds"]
 
 
 def action_generator(seed: int | None) -> torch.Generator:
@@ -138,6 +160,7 @@ class Evaluation:
     algorithm: str
     seed: int | None
     agent_returns: dict[str, list[float]]  # agent -> its return in each episode
+    policy: str = STOCHASTIC  # how actions were chosen
 
     @property
     def total_returns(self) -> list[float]:
@@ -154,6 +177,7 @@ class Evaluation:
             "algorithm": self.algorithm,
             "episodes": len(self.total_returns),
             "seed": self.seed,
+            "policy": self.policy,
             "total_return": stats(self.total_returns),
             "agent_returns": {aid: stats(r) for aid, r in self.agent_returns.items()},
             "episode_total_returns": self.total_returns,
@@ -163,7 +187,7 @@ class Evaluation:
         n = len(self.total_returns)
         width = max(len("total return"), *map(len, self.agent_returns))
         lines = [
-            f"{self.algorithm} on {self.env}, {n} episodes with stochastic policies "
+            f"{self.algorithm} on {self.env}, {n} episodes with {self.policy} "
             f"(mean ± std over episodes)",
             f"checkpoint: {self.checkpoint}",
             f"{'total return':<{width}}  {mean_std(self.total_returns)}",
@@ -192,4 +216,5 @@ def evaluate(checkpoint, episodes: int = 100, seed: int | None = None) -> Evalua
         algorithm=variant_name(vars(policies.config)),
         seed=seed,
         agent_returns=returns,
+        policy=policies.kind,
     )

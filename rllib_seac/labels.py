@@ -8,8 +8,11 @@ DEFAULT_SHARED = False
 
 
 def variant_name(settings: dict) -> str:
-    """SNAC for a shared policy, IAC for lambda 0, SEAC otherwise; `settings` is a
-    config dict or a Tune trial's params (which hold only the settings it was given)."""
+    """SEQL or IQL for a SEQL config (by its `share_experience`); else SNAC for a
+    shared policy, IAC for lambda 0, SEAC otherwise. `settings` is a config dict or a
+    Tune trial's params (which hold only the settings it was given)."""
+    if "share_experience" in settings:
+        return "SEQL" if settings["share_experience"] else "IQL"
     if settings.get("shared_policy", DEFAULT_SHARED):
         return "SNAC"
     if settings.get("seac_lambda", DEFAULT_LAMBDA) == 0:

@@ -28,7 +28,7 @@ IS_WEIGHT = "is_weight_{}"  # learners/<module>/is_weight_{mean,min,max,q05,q95}
 FINAL_FRACTION = 0.1
 FIGSIZE = (7.0, 4.5)  # inches; at DPI, a 700 x 450 PNG
 DPI = 100
-VARIANT_ORDER = ("SEAC", "IAC", "SNAC")
+VARIANT_ORDER = ("SEAC", "IAC", "SNAC", "SEQL", "IQL")
 STEPS_LABEL = "environment steps"
 
 

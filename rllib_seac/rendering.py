@@ -64,7 +64,8 @@ def render_gif(
     seed: int | None = None,
 ) -> int:
     """Writes `episodes` episodes (each cut at `max_steps`) of the checkpoint's agents,
-    with stochastic policies, to the GIF `out`; returns the number of frames."""
+    with their evaluation policies (see evaluation.py), to the GIF `out`; returns the
+    number of frames."""
     from PIL import Image
 
     check_writable(out)

@@ -10,8 +10,14 @@ from rllib_seac import env_names
 from rllib_seac.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "tuned_configs"
-# One task each; the *-sweep.yaml files run a grid of trials (checked below).
-TUNED = sorted(p for p in CONFIGS.glob("*.yaml") if not p.stem.endswith("-sweep"))
+# SEAC's: one task each; the *-sweep.yaml files run a grid of trials (checked below).
+# SEQL's and IQL's (seql-*, iql-*) are checked in test_seql.py.
+Q_LEARNING = ("seql-", "iql-")
+TUNED = sorted(
+    p
+    for p in CONFIGS.glob("*.yaml")
+    if not p.stem.endswith("-sweep") and not p.stem.startswith(Q_LEARNING)
+)
 SWEEPS = sorted(CONFIGS.glob("*-sweep.yaml"))
 # Table 2 of the paper, as tuned_configs/rware.yaml writes it.
 TABLE_2 = next(iter(yaml.safe_load((TUNED[0].parent / "rware.yaml").read_text()).values()))

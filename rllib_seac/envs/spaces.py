@@ -5,12 +5,13 @@ from __future__ import annotations
 import gymnasium as gym
 
 
-def check_seac_spaces(env) -> tuple[gym.Space, gym.Space]:
+def check_seac_spaces(env, algorithm: str = "SEAC") -> tuple[gym.Space, gym.Space]:
     """Returns the one (observation, action) space pair every agent of `env` shares.
 
     Agent i re-evaluates its own networks on agent k's observations and actions
     (Eqs. 4 and 5), so all agents need the same spaces, and the policy is a
-    categorical distribution, so the actions must be discrete.
+    categorical distribution, so the actions must be discrete. SEQL's Q-networks
+    read the others' transitions likewise; `algorithm` names the one in the messages.
     """
     agents = list(env.possible_agents)
     if not agents:
@@ -24,19 +25,19 @@ def check_seac_spaces(env) -> tuple[gym.Space, gym.Space]:
             # Every agent, grouped by its space: padding has to reach all but one group.
             listing = "; ".join(f"{', '.join(group)}: {space}" for space, group in groups)
             raise ValueError(
-                f"SEAC needs identical {name} spaces for all agents, since each agent "
+                f"{algorithm} needs identical {name} spaces for all agents, since each agent "
                 f"is trained on the others' experience. These differ: {listing}. "
                 "Pad them to one space (e.g. SuperSuit's pad_observations_v0 / "
                 "pad_action_space_v0) or train them with another algorithm."
             )
     if not isinstance(act[first], gym.spaces.Discrete):
         raise ValueError(
-            f"SEAC needs a Discrete action space (its policy is categorical), but the "
+            f"{algorithm} needs a Discrete action space (one output per action), but the "
             f"agents {agents} have {act[first]}."
         )
     if not (isinstance(obs[first], gym.spaces.Box) and len(obs[first].shape) == 1):
         raise ValueError(
-            f"SEAC's MLP networks need flat Box observations, but the agents {agents} "
+            f"{algorithm}'s MLP networks need flat Box observations, but the agents {agents} "
             f"have {obs[first]}. Flatten them (e.g. gymnasium's FlattenObservation)."
         )
     return obs[first], act[first]

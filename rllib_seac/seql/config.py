@@ -1,0 +1,159 @@
+"""SEQLConfig: the AlgorithmConfig builder of SEQL and IQL (App. D of the paper)."""
+
+from __future__ import annotations
+
+from ray.rllib.algorithms.algorithm_config import NotProvided
+from ray.rllib.algorithms.dqn import DQNConfig
+
+from rllib_seac.seql.replay_buffer import BUFFER_TYPE
+
+# The authors' code: epsilon decays from 1.0 by a constant factor per step to 0.01
+# over num_episodes x 20 steps (120,000 x 20 = 2.4M on LBF with its 25-step episodes).
+EPSILON_START = 1.0
+EPSILON_END = 0.01
+EPSILON_DECAY_STEPS = 2_400_000
+EPSILON_KNOTS = 16
+
+
+class SEQLConfigError(ValueError):
+    """A SEQL setting that cannot work, with the one message that says why."""
+
+
+def exponential_epsilon(
+    steps: int, start: float = EPSILON_START, end: float = EPSILON_END, knots: int = EPSILON_KNOTS
+) -> list[tuple[int, float]]:
+    """RLlib's epsilon schedule (piecewise linear between (env step, epsilon) points)
+    through `knots` + 1 points of the authors' exponential decay start -> end over
+    `steps` env steps; epsilon stays at `end` after."""
+    return [
+        (round(steps * k / knots), start * (end / start) ** (k / knots)) for k in range(knots + 1)
+    ]
+
+
+class SEQLConfig(DQNConfig):
+    """Shared Experience Q-Learning; `share_experience=False` gives IQL.
+
+    Defaults are the authors' public code (uoe-agents/seac, seql/): batch 128, lambda
+    1.0, soft target updates tau 0.05 after every update, gradient-norm clip 0.5, MLP
+    of 2 hidden layers of 128 (ReLU), Adam lr 1e-4, buffer 1e6, epsilon 1.0 -> 0.01
+    (exponential over 2.4M steps), one update per env step, gamma 0.99.
+
+    Example:
+        >>> config = SEQLConfig().environment("Foraging-8x8-2p-2f-v3")
+        >>> algo = config.training(seql_lambda=1.0).build_algo()
+        >>> algo.train()
+    """
+
+    def __init__(self, algo_class=None):
+        from rllib_seac.seql.algorithm import SEQL
+
+        super().__init__(algo_class=algo_class or SEQL)
+        self.seql_lambda = 1.0
+        self.share_experience = True
+        self.mask_terminals = True
+        self.lr = 1e-4
+        self.gamma = 0.99
+        self.train_batch_size_per_learner = 128
+        self.tau = 0.05
+        self.target_network_update_freq = 0  # a soft update after every update
+        self.grad_clip = 0.5
+        self.grad_clip_by = "global_norm"
+        self.double_q = False
+        self.dueling = False
+        self.n_step = 1
+        self.td_error_loss_fn = "mse"
+        self.epsilon = exponential_epsilon(EPSILON_DECAY_STEPS)
+        self.replay_buffer_config = {"type": BUFFER_TYPE, "capacity": 1_000_000}
+        # The authors update once the buffer holds a batch.
+        self.num_steps_sampled_before_learning_starts = 128
+        # One env, one step per sample, then one update: one update per env step.
+        self.rollout_fragment_length = 1
+        self.num_envs_per_env_runner = 1
+        self.num_env_runners = 0
+        self.rl_module(
+            model_config={
+                "fcnet_hiddens": [128, 128],
+                "fcnet_activation": "relu",
+                "head_fcnet_hiddens": [],
+            }
+        )
+        # Filled in by `validate()` from the env when left None.
+        self.agent_ids = None
+
+    def training(
+        self,
+        *,
+        seql_lambda: float = NotProvided,
+        share_experience: bool = NotProvided,
+        mask_terminals: bool = NotProvided,
+        **kwargs,
+    ) -> SEQLConfig:
+        """Sets SEQL's settings (and DQNConfig's: lr, gamma, tau, epsilon, ...).
+
+        Args:
+            seql_lambda: Weight of the loss on the other agents' transitions (the
+                authors' code; 1.0 is the paper's SEQL).
+            share_experience: True: each agent's batch is M/N transitions from every
+                agent's buffer, the same batch for all agents (SEQL). False: each
+                agent samples all M from its own buffer (IQL); lambda is then unused.
+            mask_terminals: True: no bootstrap after a terminal state. False: the
+                authors' code, which bootstraps there too.
+        """
+        super().training(**kwargs)
+        for name, value in dict(
+            seql_lambda=seql_lambda,
+            share_experience=share_experience,
+            mask_terminals=mask_terminals,
+        ).items():
+            if value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    def get_default_learner_class(self):
+        from rllib_seac.seql.torch_learner import SEQLTorchLearner
+
+        return SEQLTorchLearner
+
+    def validate(self) -> None:
+        self._validate_seql_settings()
+        self.replay_buffer_config = {
+            **self.replay_buffer_config,
+            "shared_experience": self.share_experience,
+        }
+        if self.env is not None and self.agent_ids is None:
+            self._set_up_agents_from_env()
+        super().validate()
+
+    def _validate_seql_settings(self) -> None:
+        def fail(msg):
+            raise SEQLConfigError(f"Bad SEQL config: {msg}")
+
+        lam = self.seql_lambda
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0:
+            fail(f"seql_lambda must be a number >= 0, got {lam!r}.")
+        for name in ("share_experience", "mask_terminals"):
+            if not isinstance(getattr(self, name), bool):
+                fail(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        if self.framework_str != "torch":
+            fail(f"only framework='torch' is supported, got {self.framework_str!r}.")
+        settings = dict(double_q=False, dueling=False, num_atoms=1, n_step=1, noisy=False)
+        for name, allowed in settings.items():
+            if getattr(self, name) != allowed:
+                fail(
+                    f"{name} must be {allowed!r} (Eq. 6's plain DQN), got {getattr(self, name)!r}."
+                )
+
+    def _set_up_agents_from_env(self) -> None:
+        """One module per agent named after the env's agent ids; the agents' spaces
+        must be equal, since each agent's Q-network also reads the others' data."""
+        from rllib_seac.config import _probe_env, agent_is_module
+        from rllib_seac.envs import register_envs
+
+        if isinstance(self.env, str):
+            register_envs([self.env])  # RLlib's env runners look names up in Tune's registry
+        try:
+            agents, _ = _probe_env(self.env, dict(self.env_config), "SEQL")
+        except ValueError as e:
+            raise SEQLConfigError(str(e)) from None
+        self.agent_ids = agents
+        self.multi_agent(policies=set(agents), policy_mapping_fn=agent_is_module)

@@ -1,0 +1,96 @@
+"""SEQLTorchLearner: every agent's Q-network trained on the shared batch (App. D)."""
+
+from __future__ import annotations
+
+import torch
+from ray.rllib.algorithms.dqn.dqn_learner import (
+    QF_LOSS_KEY,
+    QF_MEAN_KEY,
+    QF_PREDS,
+    QF_TARGET_NEXT_PREDS,
+    TD_ERROR_MEAN_KEY,
+)
+from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
+from ray.rllib.core.columns import Columns
+
+from rllib_seac.seql.losses import q_loss, q_target, seql_loss
+
+OWN_Q_LOSS_KEY = "own_q_loss"
+OTHERS_Q_LOSS_KEY = "others_q_loss"
+
+
+class SEQLTorchLearner(DQNTorchLearner):
+    """DQN's learner (soft target updates, per-agent optimizers and gradient clipping)
+    with the loss of App. D.
+
+    The batch holds, per module, the transitions sampled from that agent's buffer:
+    M/N each with shared experience, M without (IQL). RLlib's forward pass already
+    gives agent i's Q-values on its own part; with sharing, agent i's networks also
+    run on every other agent's part, so each agent trains on the same M transitions.
+    """
+
+    def compute_losses(self, *, fwd_out, batch):
+        config = self.config
+        losses = {}
+        for mid in fwd_out:
+            own = _transitions(batch[mid], fwd_out[mid])
+            own_loss, own_q, own_td = self._eq6(own)
+            if config.share_experience:
+                module = self.module[mid].unwrapped()
+                others = [
+                    _transitions(batch[k], _forward(module, batch[k])) for k in batch if k != mid
+                ]
+                others_loss, others_q, others_td = self._eq6(_concat(others))
+                loss = seql_loss(own_loss, others_loss, config.seql_lambda)
+                q = torch.cat([own_q, others_q])
+                td = torch.cat([own_td, others_td])
+                self.metrics.log_value((mid, OTHERS_Q_LOSS_KEY), others_loss, window=1)
+            else:
+                loss, q, td = own_loss, own_q, own_td
+            losses[mid] = loss
+            self.metrics.log_dict(
+                {
+                    QF_LOSS_KEY: loss,
+                    OWN_Q_LOSS_KEY: own_loss,
+                    QF_MEAN_KEY: q.mean(),
+                    TD_ERROR_MEAN_KEY: td.mean(),
+                },
+                key=mid,
+                window=1,  # this update's values, not smoothed over updates
+            )
+        return losses
+
+    def _eq6(self, t: dict):
+        """Eq. 6 on transitions `t`; also Q(s, a) and |TD error| per transition."""
+        target = q_target(
+            t[Columns.REWARDS],
+            t[QF_TARGET_NEXT_PREDS],
+            t[Columns.TERMINATEDS],
+            self.config.gamma,
+            self.config.mask_terminals,
+        )
+        q_taken = t[QF_PREDS].gather(-1, t[Columns.ACTIONS].long().unsqueeze(-1)).squeeze(-1)
+        return q_loss(q_taken, target), q_taken.detach(), (q_taken - target).abs().detach()
+
+
+def _forward(module, batch: dict) -> dict:
+    """Agent `module`'s Q-values on `batch`'s observations and its target network's
+    on the next observations (what RLlib's forward_train gives for its own batch)."""
+    return {
+        QF_PREDS: module.compute_q_values({Columns.OBS: batch[Columns.OBS]})[QF_PREDS],
+        QF_TARGET_NEXT_PREDS: module.forward_target({Columns.OBS: batch[Columns.NEXT_OBS]})[
+            QF_PREDS
+        ],
+    }
+
+
+def _transitions(batch: dict, out: dict) -> dict:
+    columns = (Columns.REWARDS, Columns.TERMINATEDS, Columns.ACTIONS)
+    return {
+        **{c: batch[c] for c in columns},
+        **{k: out[k] for k in (QF_PREDS, QF_TARGET_NEXT_PREDS)},
+    }
+
+
+def _concat(parts: list[dict]) -> dict:
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}

@@ -1,0 +1,157 @@
+"""SEQL's learner against a hand-written reference of Eq. 6 with shared sampling (App. D).
+
+The reference loops over agents and transitions in plain Python: for agent i, each
+transition j of agent k's part gives (Q_i(s_j, a_j) - y_j)^2 with
+y_j = r_j + gamma * (1 - terminal_j) * max_a' Q_bar_i(s'_j, a'); the own part's mean
+plus lambda times the others' mean is agent i's loss (no Ray needed).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+
+from rllib_seac import SEQLConfig
+from rllib_seac.config import agent_is_module
+from rllib_seac.seql.replay_buffer import per_agent_items
+
+OBS_DIM, N_ACTIONS, BATCH, GAMMA = 5, 4, 12, 0.99
+
+
+def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True):
+    agents = [f"agent_{i}" for i in range(n_agents)]
+    config = SEQLConfig().training(
+        share_experience=share,
+        seql_lambda=seql_lambda,
+        mask_terminals=mask_terminals,
+        gamma=GAMMA,
+        train_batch_size_per_learner=BATCH,
+    )
+    config.agent_ids = agents
+    config.multi_agent(policies=set(agents), policy_mapping_fn=agent_is_module)
+    spaces = gym.spaces.Box(-1, 1, (OBS_DIM,)), gym.spaces.Discrete(N_ACTIONS)
+    torch.manual_seed(0)
+    learner = config.build_learner(spaces={aid: spaces for aid in agents})
+    # Target networks differ from the Q-networks, as after some training.
+    for aid in agents:
+        for _, target in learner.module[aid].get_target_network_pairs():
+            with torch.no_grad():
+                for p in target.parameters():
+                    p.add_(0.1 * torch.randn_like(p))
+    return learner, agents
+
+
+def make_batch(agents, per_agent, seed=1, terminal_rate=0.3):
+    """What the buffers give: per agent, `per_agent` transitions of its own."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        aid: {
+            Columns.OBS: torch.rand(per_agent, OBS_DIM, generator=g) * 2 - 1,
+            Columns.NEXT_OBS: torch.rand(per_agent, OBS_DIM, generator=g) * 2 - 1,
+            Columns.ACTIONS: torch.randint(N_ACTIONS, (per_agent,), generator=g),
+            Columns.REWARDS: torch.randn(per_agent, generator=g),
+            Columns.TERMINATEDS: torch.rand(per_agent, generator=g) < terminal_rate,
+        }
+        for aid in agents
+    }
+
+
+def learner_losses(learner, batch):
+    fwd_out = learner.module.forward_train(batch)
+    return learner.compute_losses(fwd_out=fwd_out, batch=batch)
+
+
+def q(net, obs):
+    return net.compute_q_values({Columns.OBS: obs.unsqueeze(0)})["qf_preds"][0]
+
+
+def q_target(net, obs):
+    return net.forward_target({Columns.OBS: obs.unsqueeze(0)})["qf_preds"][0]
+
+
+def reference_eq6(module, part, mask_terminals=True):
+    """Eq. 6 of agent `module` on the transitions `part`, one at a time."""
+    errors = []
+    for j in range(len(part[Columns.REWARDS])):
+        terminal = bool(part[Columns.TERMINATEDS][j]) and mask_terminals
+        bootstrap = 0.0 if terminal else float(q_target(module, part[Columns.NEXT_OBS][j]).max())
+        y = float(part[Columns.REWARDS][j]) + GAMMA * bootstrap
+        q_sa = q(module, part[Columns.OBS][j])[int(part[Columns.ACTIONS][j])]
+        errors.append((q_sa - y) ** 2)
+    return sum(errors) / len(errors)
+
+
+def reference_seql(learner, batch, aid, seql_lambda, mask_terminals=True):
+    module = learner.module[aid]
+    own = reference_eq6(module, batch[aid], mask_terminals)
+    others = {k: v for k, v in batch.items() if k != aid}
+    joined = {c: torch.cat([part[c] for part in others.values()]) for c in batch[aid]}
+    return own + seql_lambda * reference_eq6(module, joined, mask_terminals)
+
+
+@pytest.mark.parametrize("n_agents", [2, 3])
+@pytest.mark.parametrize("seql_lambda", [1.0, 0.3])
+def test_seql_loss_matches_reference_of_eq6_on_shared_batch(n_agents, seql_lambda):
+    learner, agents = make_learner(n_agents, seql_lambda=seql_lambda)
+    # Every agent's batch: M // N transitions of each agent's buffer.
+    batch = make_batch(agents, per_agent_items(BATCH, n_agents))
+    losses = learner_losses(learner, batch)
+    for aid in agents:
+        expected = reference_seql(learner, batch, aid, seql_lambda)
+        torch.testing.assert_close(losses[aid], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_per_agent_items_is_m_over_n_rounded_down_like_the_authors():
+    assert per_agent_items(128, 2) == 64
+    assert per_agent_items(128, 3) == 42
+
+
+@pytest.mark.parametrize("n_agents", [2, 3])
+def test_iql_is_independent_dqn_on_m_own_transitions(n_agents):
+    learner, agents = make_learner(n_agents, share=False, seql_lambda=1.0)
+    batch = make_batch(agents, BATCH)
+    losses = learner_losses(learner, batch)
+    for aid in agents:
+        expected = reference_eq6(learner.module[aid], batch[aid])
+        torch.testing.assert_close(losses[aid], expected, rtol=1e-5, atol=1e-6)
+    # Another agent's data does not enter agent i's IQL loss.
+    changed = {**batch, agents[1]: make_batch([agents[1]], BATCH, seed=7)[agents[1]]}
+    torch.testing.assert_close(learner_losses(learner, changed)[agents[0]], losses[agents[0]])
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_gradients_of_agent_i_loss_reach_only_agent_i(share):
+    learner, agents = make_learner(3, share=share)
+    batch = make_batch(agents, per_agent_items(BATCH, 3))
+    losses = learner_losses(learner, batch)
+    for aid in agents:
+        for other in agents:
+            learner.module[other].zero_grad(set_to_none=True)
+        losses[aid].backward(retain_graph=True)
+        for other in agents:
+            grads = [p.grad for p in learner.module[other].parameters() if p.requires_grad]
+            touched = any(g is not None and g.abs().sum() > 0 for g in grads)
+            assert touched == (other == aid), (aid, other)
+
+
+def test_terminals_stop_the_bootstrap():
+    learner, agents = make_learner(2)
+    batch = make_batch(agents, 6, terminal_rate=1.0)
+    losses = learner_losses(learner, batch)
+    # All terminal: y = r, so the next observations cannot matter.
+    moved = {
+        aid: {**part, Columns.NEXT_OBS: part[Columns.NEXT_OBS] + 0.5} for aid, part in batch.items()
+    }
+    moved_losses = learner_losses(learner, moved)
+    for aid in agents:
+        torch.testing.assert_close(moved_losses[aid], losses[aid])
+        torch.testing.assert_close(losses[aid], reference_seql(learner, batch, aid, 1.0))
+    # The authors' code bootstraps after terminals too: then they matter.
+    quirk, _ = make_learner(2, mask_terminals=False)
+    quirk_losses = learner_losses(quirk, batch)
+    for aid in agents:
+        expected = reference_seql(quirk, batch, aid, 1.0, mask_terminals=False)
+        torch.testing.assert_close(quirk_losses[aid], expected, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(quirk_losses[aid], losses[aid])
