@@ -9,6 +9,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 import pytest  # noqa: E402
 import ray  # noqa: E402
+
 # Imported before any test captures stderr: RLlib binds its log handler to the
 # stderr of its first import (`rllib_seac` itself imports Ray only when used).
 import ray.rllib  # noqa: E402, F401

@@ -153,7 +153,9 @@ def test_rware_yaml_one_iteration(tmp_path, capsys):
     assert f"results in {tmp_path / 'seac-rware'}" in out
     # The progress table's return column, and the summary's best return and command.
     assert "return" in out.splitlines()[0].split()
-    row = next(line for line in out.splitlines() if line.startswith("SEAC_rware") and "TERMINATED" in line)
+    row = next(
+        line for line in out.splitlines() if line.startswith("SEAC_rware") and "TERMINATED" in line
+    )
     iteration, steps, _, ret, _ = row.split()[2:]
     assert (iteration, steps) == ("1", f"{result['num_env_steps_sampled_lifetime']:,.0f}")
     assert float(ret) == pytest.approx(result["env_runners"]["episode_return_mean"], abs=0.01)

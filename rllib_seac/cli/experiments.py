@@ -285,8 +285,10 @@ def translate_config(name: str, run: str, config: dict) -> dict:
                 fail(f"{key}: {value}: the old API stack is not supported (new stack only).")
             note(f"experiment {name!r}: {key}: true dropped (the new stack is always on)")
         elif key in REFUSED_CONFIG_KEYS:
-            fail(f"config key {key!r} has no meaning on the new API stack: "
-                 f"{REFUSED_CONFIG_KEYS[key]}")
+            fail(
+                f"config key {key!r} has no meaning on the new API stack: "
+                f"{REFUSED_CONFIG_KEYS[key]}"
+            )
         elif is_seac and key in SEAC_IGNORED:
             fail(f"config key {key!r} has no meaning for SEAC: {SEAC_IGNORED[key]}")
         elif key == "model":

@@ -58,8 +58,7 @@ class ReturnReporter(ProgressReporter):
 
     def should_report(self, trials, done: bool = False) -> bool:
         seen = {
-            t.trial_id: (t.status, (t.last_result or {}).get("training_iteration"))
-            for t in trials
+            t.trial_id: (t.status, (t.last_result or {}).get("training_iteration")) for t in trials
         }
         changed = seen != self._last_seen
         due = self._every_result or time.monotonic() - self._last_time >= REPORT_INTERVAL_S

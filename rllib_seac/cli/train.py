@@ -167,9 +167,12 @@ def _multi_agent(exp: Experiment, env_config: dict, shared: bool) -> dict | None
     from rllib_seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
     from rllib_seac.envs import make_env
 
-    if exp.env in gym.registry:
-        return None  # a single-agent gymnasium env
-    env = make_env(exp.env, env_config)
+    try:
+        env = make_env(exp.env, env_config)
+    except ValueError:
+        if exp.env in gym.registry:
+            return None  # a single-agent gymnasium env (rware's own ids are ours first)
+        raise
     try:
         agents = list(getattr(env, "possible_agents", None) or [])
     finally:
