@@ -308,7 +308,7 @@ def _translate_model(name: str, is_seac: bool, model, fail) -> dict:
             f"API stack; model keys translated: {', '.join(allowed)}."
         )
     if is_seac:
-        for key, value in model.items():
+        for key in model:
             note(f"experiment {name!r}: model.{key} -> {SEAC_MODEL_KEYS[key]}")
         return {SEAC_MODEL_KEYS[key]: value for key, value in model.items()}
     for key in model:
