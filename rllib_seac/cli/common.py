@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 
 
@@ -34,7 +35,14 @@ def parse_json_object(text: str | None, option: str, example: str) -> dict | Non
 
 
 def import_user_modules(modules: list[str] | None) -> None:
-    """Imports each `--import` module (one whose import registers the user's envs)."""
+    """Imports each `--import` module (one whose import registers the user's envs).
+
+    The current directory comes first on the path, as with `python -m`: an installed
+    command's path has its own bin directory instead. (Ray puts the driver's current
+    directory on its workers' paths too, so they find the same modules.)
+    """
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     for module in modules or []:
         try:
             importlib.import_module(module)

@@ -251,7 +251,11 @@ def _loggers(args, exp: Experiment) -> list:
             ) from None
         from ray.air.integrations.wandb import WandbLoggerCallback
 
-        callbacks.append(WandbLoggerCallback(project=args.wandb_project, group=exp.name))
+        # Tune's W&B logging actor gets only WANDB_API_KEY from this process's env:
+        # wandb's own WANDB_MODE (offline) and WANDB_DIR are passed on here.
+        wandb_env = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
+        init = {key: os.environ[var] for key, var in wandb_env.items() if var in os.environ}
+        callbacks.append(WandbLoggerCallback(project=args.wandb_project, group=exp.name, **init))
     if args.mlflow_tracking_uri:
         try:
             import mlflow  # noqa: F401
