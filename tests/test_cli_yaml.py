@@ -203,7 +203,7 @@ def test_rllib_algorithm_gets_a_module_per_agent_or_one_shared(tmp_path, shared,
         experiments.Overrides(),
     )
     train.validate(exp)
-    settings = train._settings(exp, {})
+    settings = train.trial_settings(exp, {})
     assert "shared_policy" not in settings
     assert str(sorted(settings["multiagent"]["policies"])) == modules
 

@@ -83,6 +83,7 @@ SEAC_IGNORED = {
     "rollout_fragment_length": "SEAC's rollouts are n_steps long.",
     "minibatch_size": "SEAC takes one gradient step per n-step batch.",
     "num_epochs": "SEAC takes one gradient step per n-step batch.",
+    "model_config": "SEAC's module takes hidden_sizes (e.g. hidden_sizes: [64, 64]).",
 }
 # model.X of the old ModelV2 config -> the new stack's DefaultModelConfig.X (RLlib's
 # own modules) or SEAC's setting.
@@ -293,6 +294,9 @@ def translate_config(name: str, run: str, config: dict) -> dict:
             fail(f"config key {key!r} has no meaning for SEAC: {SEAC_IGNORED[key]}")
         elif key == "model":
             out.update(_translate_model(name, is_seac, value, fail))
+        elif key == "model_config" and not is_seac:
+            # The new stack's name; AlgorithmConfig's dict form calls it _model_config.
+            out["_model_config"] = value
         else:
             out[key] = value
     return out

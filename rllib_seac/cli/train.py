@@ -136,7 +136,7 @@ def _check_cluster_answers() -> None:
         ) from None
 
 
-def _algorithm_config(exp: Experiment):
+def algorithm_config(exp: Experiment):
     """The default config of the algorithm `exp.run` names (SEAC or any RLlib one)."""
     from ray.rllib.algorithms.algorithm import Algorithm
     from ray.tune.registry import get_trainable_cls
@@ -184,11 +184,11 @@ def _multi_agent(exp: Experiment, env_config: dict, shared: bool) -> dict | None
     return {"policies": agents, "policy_mapping_fn": agent_is_module}
 
 
-def _settings(exp: Experiment, point: dict) -> dict:
+def trial_settings(exp: Experiment, point: dict) -> dict:
     """The config keys of one trial: the experiment's, one grid point, and for RLlib's
     algorithms on a multi-agent env the module of each agent."""
     settings = {**exp.config, **point}
-    if _manages_agents(_algorithm_config(exp)):
+    if _manages_agents(algorithm_config(exp)):
         return settings
     shared = bool(settings.pop(SHARED_POLICY, False))
     multi_agent = _multi_agent(exp, settings.get("env_config") or {}, shared)
@@ -200,7 +200,7 @@ def validate(exp: Experiment) -> None:
     on its own (the other grid settings at their first value)."""
     from rllib_seac._rllib_internals import config_attribute
 
-    defaults = _algorithm_config(exp)
+    defaults = algorithm_config(exp)
     # update_from_dict sets even unknown attributes, so a typo would be silently ignored.
     for key in [*exp.config, *exp.grid]:
         known = key in CONFIG_ALIASES or hasattr(defaults, config_attribute(str(key)))
@@ -210,8 +210,8 @@ def validate(exp: Experiment) -> None:
     points = [first] + [{**first, k: v} for k, values in exp.grid.items() for v in values[1:]]
     for point in points:
         try:
-            config = _algorithm_config(exp).environment(exp.env)
-            config.update_from_dict(_settings(exp, point)).validate()
+            config = algorithm_config(exp).environment(exp.env)
+            config.update_from_dict(trial_settings(exp, point)).validate()
         # SEACConfigError, AlgorithmConfig's own checks, wrong types, env creation.
         except (ValueError, TypeError) as e:
             where = f" (with {point})" if point else ""
@@ -293,7 +293,7 @@ def _run(exp: Experiment, resume: bool, verbose: int, callbacks: list) -> int:
     from rllib_seac.config import SEACConfig
 
     # Only the file's settings: the algorithm fills in its defaults.
-    param_space = {"env": exp.env, **_settings(exp, {})}
+    param_space = {"env": exp.env, **trial_settings(exp, {})}
     param_space.update({key: tune.grid_search(values) for key, values in exp.grid.items()})
     if resume:
         # Tune keeps the run's stop criteria and settings; trials continue from
@@ -324,5 +324,5 @@ def _run(exp: Experiment, resume: bool, verbose: int, callbacks: list) -> int:
             run_config=run_config,
         )
     results = tuner.fit()
-    print_summary(exp.name, results, isinstance(_algorithm_config(exp), SEACConfig))
+    print_summary(exp.name, results, isinstance(algorithm_config(exp), SEACConfig))
     return results.num_errors
