@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         "run": exp.run,
         "env": exp.env,
         "iterations": iterations,
-        "env_steps": steps - start_steps,
+        "env_steps": int(steps - start_steps),
         "seconds": round(elapsed, 1),
         "env_steps_per_s": round((steps - start_steps) / elapsed, 1),
         "command": "python benchmarks/tuned_throughput.py " + " ".join(sys.argv[1:]),

@@ -29,7 +29,3 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"rllib: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

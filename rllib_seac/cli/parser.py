@@ -37,17 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _imports() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _imports(default=None) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False, argument_default=default)
     parent.add_argument(
         "--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP
     )
     return parent
 
 
-def _run_options() -> argparse.ArgumentParser:
-    """The options of both `train file` and `train --algo`."""
-    parent = argparse.ArgumentParser(add_help=False, parents=[_imports()])
+def _run_options(default=None) -> argparse.ArgumentParser:
+    """The options of both `train file` and `train --algo`. `train file` takes them
+    with `default=argparse.SUPPRESS`, so that its unset options do not overwrite
+    those given before `file` (`rllib train --stop ... file x.yaml`)."""
+    parent = argparse.ArgumentParser(
+        add_help=False, argument_default=default, parents=[_imports(default)]
+    )
     experiment = parent.add_argument_group("experiment")
     experiment.add_argument(
         "--env", help="Env replacing the experiments' env: a name, or MODULE:CALLABLE."
@@ -115,7 +119,6 @@ def _run_options() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="count",
-        default=0,
         help="-v: a progress line per result; -vv: also each full result.",
     )
     logging = parent.add_argument_group("logging (TensorBoard files are always written)")
@@ -131,22 +134,21 @@ def _run_options() -> argparse.ArgumentParser:
 
 
 def _add_train(commands) -> None:
-    options = _run_options()
     handler = ("rllib_seac.cli.train", "train")
     train = commands.add_parser(
         "train",
-        parents=[options],
+        parents=[_run_options()],
         help="Train an algorithm (SEAC, or any RLlib registers: PPO, APPO, IMPALA, DQN, ...).",
         description="Train one experiment given by flags, or `rllib train file FILE.yaml`.",
     )
     train.add_argument(
         "--algo", "--run", dest="algo", help="Algorithm, e.g. SEAC or PPO (needs --env)."
     )
-    train.set_defaults(handler=handler, path=None)
+    train.set_defaults(handler=handler, path=None, verbose=0)
     sources = train.add_subparsers(dest="source", metavar="SOURCE")
     file = sources.add_parser(
         "file",
-        parents=[options],
+        parents=[_run_options(argparse.SUPPRESS)],
         help="Run the experiments of a tuned-example YAML file.",
         description="Run the experiments of a tuned-example YAML file (Ray 2.40's format, "
         "old-stack keys translated).",

@@ -106,9 +106,10 @@ def _experiments(args) -> list[Experiment]:
 def _with_import(env: str, imports: list[str] | None) -> str:
     """An env registered by the one `--import` module, as a MODULE:NAME spec: stored
     in the checkpoint's config, it lets evaluate and render make the env again."""
+    from rllib_seac._rllib_internals import registered_env_creator
     from rllib_seac.envs import env_names, is_env_spec
 
-    if not imports or is_env_spec(env) or env in env_names():
+    if not imports or is_env_spec(env) or env in env_names() or not registered_env_creator(env):
         return env
     if len(imports) > 1:
         note(f"env {env}: with several --import modules, checkpoints do not record which one")
