@@ -72,7 +72,7 @@ def test_ppo_from_flags_with_a_shared_module(tmp_path):
     assert not {"agent_0", "agent_1"} & set(result["learners"])
 
 
-def test_experiment_keys_num_samples_and_checkpoint_config(tmp_path):
+def test_experiment_keys_num_samples_and_checkpoint_config(tmp_path, capsys):
     text = f"""\
 seac-keys:
     run: SEAC
@@ -83,7 +83,11 @@ seac-keys:
     stop: {{training_iteration: 2}}
     config: {{updates_per_iteration: 1}}
 """
-    assert main(["train", "file", write(tmp_path, text)]) == 0
+    assert main(["train", "file", write(tmp_path, text), "-v"]) == 0
+    # -v: a table at each result (2 trials x 2 iterations), not only every 30 s.
+    tables = capsys.readouterr().out.split("trial  ")[1:]
+    assert len(tables) >= 4
+    assert tables[-1].count(" TERMINATED      2 ") == 2
     trials = sorted((tmp_path / "store" / "seac-keys").glob("SEAC_*"))
     assert len(trials) == 2  # num_samples
     for trial in trials:

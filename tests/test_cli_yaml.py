@@ -166,6 +166,14 @@ def test_algo_with_a_file_is_refused(tmp_path, capsys):
     assert "--algo is for a run without a file" in capsys.readouterr().err
 
 
+def test_ray_address_that_does_not_answer(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "")  # restored after the CLI sets it
+    path = tmp_path / "exp.yaml"
+    path.write_text(entry())
+    assert main(["train", "file", str(path), "--ray-address", "127.0.0.1:1"]) == 2
+    assert "no Ray cluster answers at RAY_ADDRESS=127.0.0.1:1" in capsys.readouterr().err
+
+
 def test_flags_override_the_file(tmp_path, capsys):
     flags = ["--env", "Foraging-8x8-2p-2f-coop-v3", "--num-samples", "3", "--framework", "torch"]
     flags += ["--checkpoint-score-attr", "min-episode_reward_mean"]

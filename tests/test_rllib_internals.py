@@ -15,9 +15,8 @@ def test_translate_special_keys_renames_old_keys():
 
 def test_global_registry_finds_a_registered_env():
     # ray.tune.registry._global_registry, as RLlib looks envs up.
-    def creator(config):
-        return config
-
-    register_env("internals-test-env", creator)
-    assert registered_env_creator("internals-test-env") is creator, "_global_registry"
+    register_env("internals-test-env", lambda config: ("made with", config))
+    # Ray stores a copy (pickled into its key-value store once it runs).
+    creator = registered_env_creator("internals-test-env")
+    assert creator({"n": 1}) == ("made with", {"n": 1}), "_global_registry"
     assert registered_env_creator("internals-no-such-env") is None, "_global_registry"
