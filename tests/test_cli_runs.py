@@ -72,6 +72,15 @@ def test_ppo_from_flags_with_a_shared_module(tmp_path):
     assert not {"agent_0", "agent_1"} & set(result["learners"])
 
 
+def test_dqn_on_rware_gets_a_multi_agent_replay_buffer(tmp_path):
+    # DQN's default PrioritizedEpisodeReplayBuffer cannot hold multi-agent episodes.
+    args = ["train", "--algo", "DQN", "--env", RWARE, "--stop", '{"training_iteration": 1}']
+    assert main([*args, "--storage-path", str(tmp_path)]) == 0
+    (result,) = results(tmp_path / f"dqn-{RWARE}")
+    assert result["num_env_steps_sampled_lifetime"] > 0
+    assert {"agent_0", "agent_1"} <= set(result["learners"])
+
+
 def test_experiment_keys_num_samples_and_checkpoint_config(tmp_path, capsys):
     text = f"""\
 seac-keys:

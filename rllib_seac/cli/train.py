@@ -28,6 +28,7 @@ DEFAULT_STORAGE = "results"
 # RAY_ADDRESS values that name no host to probe.
 LOCAL_ADDRESSES = ("auto", "local")
 CLUSTER_PROBE_TIMEOUT_S = 5
+SINGLE_AGENT_BUFFERS = ("EpisodeReplayBuffer", "PrioritizedEpisodeReplayBuffer")
 
 
 def train(args) -> int:
@@ -189,11 +190,21 @@ def trial_settings(exp: Experiment, point: dict) -> dict:
     """The config keys of one trial: the experiment's, one grid point, and for RLlib's
     algorithms on a multi-agent env the module of each agent."""
     settings = {**exp.config, **point}
-    if _manages_agents(algorithm_config(exp)):
+    defaults = algorithm_config(exp)
+    if _manages_agents(defaults):
         return settings
     shared = bool(settings.pop(SHARED_POLICY, False))
     multi_agent = _multi_agent(exp, settings.get("env_config") or {}, shared)
-    return {**settings, "multiagent": multi_agent} if multi_agent else settings
+    if not multi_agent:
+        return settings
+    settings["multiagent"] = multi_agent
+    # Off-policy algorithms (DQN, SAC) default to a single-agent episode buffer,
+    # which cannot hold multi-agent episodes; RLlib has a multi-agent twin of each.
+    buffer = {**(getattr(defaults, "replay_buffer_config", None) or {})}
+    buffer.update(settings.get("replay_buffer_config") or {})
+    if buffer.get("type") in SINGLE_AGENT_BUFFERS:
+        settings["replay_buffer_config"] = {**buffer, "type": f"MultiAgent{buffer['type']}"}
+    return settings
 
 
 def validate(exp: Experiment) -> None:
