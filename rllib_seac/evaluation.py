@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.utils.checkpoints import Checkpointable
 
 from rllib_seac.envs import make_env
 from rllib_seac.labels import env_label, variant_name
 
 CHECKPOINT_FILE = "rllib_checkpoint.json"
-CONFIG_FILE = "class_and_ctor_args.pkl"
+CONFIG_FILE = Checkpointable.CLASS_AND_CTOR_ARGS_FILE_NAME
 STOCHASTIC = "stochastic policies"
 GREEDY = "greedy policies (epsilon = 0)"
 MODULES_DIR = Path("learner_group", "learner", "rl_module")

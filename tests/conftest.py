@@ -10,6 +10,10 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 import pytest  # noqa: E402
 import ray  # noqa: E402
+
+# Imported before any test captures stderr: RLlib binds its log handler to the
+# stderr of its first import (`rllib_seac` itself imports Ray only when used).
+import ray.rllib  # noqa: E402, F401
 import ray.tune.trainable.trainable as trainable_module  # noqa: E402
 
 # Short: Ray's socket paths must stay under the 107-byte AF_UNIX limit.

@@ -36,11 +36,11 @@ def experiment(config: str = "{}", env: str = "rware-tiny-2ag-v2") -> str:
         ("- a\n- b\n", "must map experiment names"),
         ("x: [\n", "is not valid YAML"),
         ("x:\n  env: rware-tiny-2ag-v2\n", "missing 'run'"),
-        ("x:\n  run: PPO\n  env: rware-tiny-2ag-v2\n", "supported algorithms: SEAC"),
+        ("x:\n  run: PPOO\n  env: rware-tiny-2ag-v2\n", "run: PPOO is not an algorithm Ray knows"),
         ("x:\n  run: SEAC\n", "missing 'env'"),
         (
-            "x:\n  run: SEAC\n  env: rware-tiny-2ag-v2\n  num_samples: 3\n",
-            "unknown key(s) num_samples",
+            "x:\n  run: SEAC\n  env: rware-tiny-2ag-v2\n  trial_name: 3\n",
+            "unknown key(s) trial_name",
         ),
         ("x:\n  run: SEAC\n  env: a\n  stop: {env_runners: {b: 1}}\n", "nest keys as 'a/b'"),
         (experiment(env="no-such-env-v0"), "Unknown env 'no-such-env-v0'"),
@@ -151,7 +151,7 @@ def test_cluster_address_that_does_not_answer(monkeypatch, capsys, address, mess
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--resume"], "experiment 'seac-rware-tiny-2ag': no run to resume at "),
+        (["--resume"], "experiment 'seac-rware': no run to resume at "),
         (["--checkpoint-freq", "-1"], "--checkpoint-freq must be >= 0, got -1."),
     ],
 )
@@ -171,14 +171,24 @@ def test_help_lists_commands(capsys):
 def test_rware_yaml_one_iteration(tmp_path, capsys):
     args = ["train", "file", str(RWARE_YAML), "--stop", ONE_ITER, "--storage-path", str(tmp_path)]
     assert main(args) == 0
-    (result_file,) = (tmp_path / "seac-rware-tiny-2ag").glob("*/result.json")
+    (result_file,) = (tmp_path / "seac-rware").glob("*/result.json")
     result = json.loads(result_file.read_text().splitlines()[-1])
     assert result["training_iteration"] == 1
     assert result["num_env_steps_sampled_lifetime"] > 0
     assert list(result_file.parent.glob("checkpoint_*"))
     out = capsys.readouterr().out
-    assert f"results in {tmp_path / 'seac-rware-tiny-2ag'}" in out
-    assert "ok, episode_return_mean=" in out
+    assert f"results in {tmp_path / 'seac-rware'}" in out
+    # The progress table's return column, and the summary's best return and command.
+    assert "return" in out.splitlines()[0].split()
+    row = next(
+        line for line in out.splitlines() if line.startswith("SEAC_rware") and "TERMINATED" in line
+    )
+    iteration, steps, _, ret, _ = row.split()[2:]
+    assert (iteration, steps) == ("1", f"{result['num_env_steps_sampled_lifetime']:,.0f}")
+    assert float(ret) == pytest.approx(result["env_runners"]["episode_return_mean"], abs=0.01)
+    assert "ok, best episode_return_mean=" in out
+    (checkpoint,) = result_file.parent.glob("checkpoint_*")
+    assert f"evaluate: rllib evaluate {checkpoint}" in out
 
 
 def test_errored_trial_exits_nonzero(tmp_path, capsys):

@@ -144,6 +144,6 @@ def test_tuned_config_trains_on_the_cluster_from_the_cli(cluster, tmp_path):
     command = [str(Path(sys.executable).parent / "rllib"), "train", "file", str(RWARE_YAML)]
     command += ["--stop", '{"training_iteration": 1}', "--config", json.dumps(overrides)]
     run([*command, "--storage-path", str(tmp_path / "results")], cluster, tmp_path)
-    (result_file,) = (tmp_path / "results" / "seac-rware-tiny-2ag").glob("*/result.json")
+    (result_file,) = (tmp_path / "results" / "seac-rware").glob("*/result.json")
     result = json.loads(result_file.read_text().splitlines()[-1])
     assert result["num_env_steps_sampled_lifetime"] == 2 * 2 * 5

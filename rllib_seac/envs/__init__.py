@@ -21,6 +21,7 @@ __all__ = [
     "RwareEnv",
     "check_seac_spaces",
     "env_names",
+    "is_env_spec",
     "make_env",
     "register_envs",
 ]
@@ -48,10 +49,12 @@ def make_env(env, env_config: dict | None = None) -> MultiAgentEnv:
     creators = _creators()
     if env in creators:
         return creators[env](config)
-    from ray.tune.registry import ENV_CREATOR, _global_registry
+    if is_env_spec(env):
+        return _creator_from_spec(env)(config)
+    from rllib_seac._rllib_internals import registered_env_creator
 
-    if _global_registry.contains(ENV_CREATOR, env):
-        return _global_registry.get(ENV_CREATOR, env)(config)
+    if creator := registered_env_creator(env):
+        return creator(config)
     close = difflib.get_close_matches(str(env), creators, n=5, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ValueError(
@@ -59,6 +62,35 @@ def make_env(env, env_config: dict | None = None) -> MultiAgentEnv:
         "(rllib_seac.env_names() lists them; e.g. rware-tiny-2ag-v2, "
         "Foraging-8x8-2p-2f-coop-v3, predator-prey-sparse); other envs can "
         "be registered with ray.tune.register_env(name, creator)."
+    )
+
+
+def is_env_spec(env) -> bool:
+    """Whether `env` is a "module:name" spec (e.g. "my_pkg.envs:make_spread")."""
+    return isinstance(env, str) and ":" in env and env.split(":", 1)[0] != ""
+
+
+def _creator_from_spec(spec: str):
+    """The env creator a "module:name" spec names: `module`'s callable `name` (a
+    MultiAgentEnv class or a function of the env config), or else the env `name`
+    that importing `module` registers with `ray.tune.register_env`. A spec, unlike a
+    registered name, is all a checkpoint needs to make its env again."""
+    import importlib
+
+    module_name, name = spec.split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"env {spec!r}: cannot import {module_name}: {e}") from None
+    creator = getattr(module, name, None)
+    if callable(creator):
+        return creator
+    from rllib_seac._rllib_internals import registered_env_creator
+
+    if creator := registered_env_creator(name):
+        return creator
+    raise ValueError(
+        f"env {spec!r}: {module_name} has no callable {name!r} and registers no env of that name."
     )
 
 
@@ -71,3 +103,7 @@ def register_envs(names=None) -> None:
     creators = _creators()
     for name in creators if names is None else [n for n in names if n in creators]:
         register_env(name, lambda cfg, c=creators[name]: c(dict(cfg)))
+    # A spec is made again in each process from its module, so it also works in Ray
+    # workers that never ran the driver's imports.
+    for spec in [n for n in names or [] if is_env_spec(n)]:
+        register_env(spec, lambda cfg, s=spec: make_env(s, cfg))

@@ -1,0 +1,78 @@
+"""`rllib evaluate`, `rllib render` and `rllib plot`: what comes after training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rllib_seac.cli.common import UsageError, check_at_least, import_user_modules
+
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def evaluate(args) -> int:
+    check_at_least(args.episodes, 1, "--episodes")
+    check_at_least(args.seed, 0, "--seed")
+    import_user_modules(args.imports)
+    from rllib_seac.evaluation import CheckpointError
+    from rllib_seac.evaluation import evaluate as run_evaluation
+
+    try:
+        result = run_evaluation(args.checkpoint, args.episodes, args.seed)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
+    return 0
+
+
+def render(args) -> int:
+    check_at_least(args.episodes, 1, "--episodes")
+    check_at_least(args.max_steps, 1, "--max-steps")
+    check_at_least(args.seed, 0, "--seed")
+    if not args.fps > 0:
+        raise UsageError(f"--fps must be > 0, got {args.fps}.")
+    if Path(args.out).suffix.lower() != ".gif":
+        raise UsageError(f"--out must name a .gif file, got {args.out}.")
+    import_user_modules(args.imports)
+    from rllib_seac.evaluation import CheckpointError
+    from rllib_seac.rendering import RenderError, render_gif
+
+    try:
+        frames = render_gif(
+            args.checkpoint,
+            args.out,
+            episodes=args.episodes,
+            max_steps=args.max_steps,
+            fps=args.fps,
+            seed=args.seed,
+        )
+    except (CheckpointError, RenderError) as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {args.out}: {frames} frames, {args.episodes} episode(s)")
+    return 0
+
+
+def plot(args) -> int:
+    if Path(args.out).suffix.lower() not in PLOT_FORMATS:
+        raise UsageError(f"--out must end in {', '.join(PLOT_FORMATS)}, got {args.out}.")
+    from rllib_seac.plotting import PlotError
+    from rllib_seac.plotting import plot as make_plot
+
+    try:
+        out = make_plot(args.run_dirs, args.out, args.kind, args.label_by, args.title)
+    except PlotError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {out}")
+    return 0
+
+
+def import_authors(args) -> int:
+    from rllib_seac.authors_import import import_authors_agents
+    from rllib_seac.evaluation import CheckpointError
+
+    try:
+        path = import_authors_agents(args.directory, args.env, args.out)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {path}")
+    return 0
