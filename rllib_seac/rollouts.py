@@ -14,6 +14,7 @@ import multiprocessing as mp
 
 import numpy as np
 import torch
+from torch import nn
 
 from rllib_seac.env_batch import EnvBatch
 from rllib_seac.learner import (
@@ -25,7 +26,7 @@ from rllib_seac.learner import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.rl_module import load_flat_parameters, stack_mlps, stacked_forward
+from rllib_seac.rl_module import load_flat_parameters
 
 
 class RolloutCollector:
@@ -35,11 +36,7 @@ class RolloutCollector:
         self._actors = None
         # Its own random stream for the actions, so that a seeded rollout does not
         # depend on which process collects it.
-        self._rng = torch.Generator()
-        if seed is None:
-            self._rng.seed()
-        else:
-            self._rng.manual_seed(seed)
+        self._rng = np.random.default_rng(seed)
         self._obs = None  # [N, E, D], what the next step acts on
         n_agents, n_envs = len(envs.agent_ids), len(envs.envs)
         self._returns = np.zeros((n_agents, n_envs))
@@ -48,18 +45,32 @@ class RolloutCollector:
     def weights_changed(self) -> None:
         self._actors = None
 
-    @torch.no_grad()
     def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Samples a^j ~ pi_j(.|o^j) for all agents j and envs: [N, E] actions, log-probs."""
+        """Samples a^j ~ pi_j(.|o^j) for all agents j and envs: [N, E] actions, log-probs.
+
+        In numpy: for agents x envs rows (8 at 2 agents) a numpy op costs a
+        fraction of a torch call. Actions are drawn by inverse CDF, one uniform
+        per row from the collector's own generator.
+        """
         if self._actors is None:  # re-stacked after each weight update
-            self._actors = stack_mlps([self.module[m].actor for m in self._module_of_agent])
-        logits = stacked_forward(self._actors, torch.from_numpy(obs))
-        log_pi = torch.log_softmax(logits, dim=-1)
-        probs = log_pi.exp().reshape(-1, log_pi.shape[-1])
-        actions = torch.multinomial(probs, 1, generator=self._rng)
-        actions = actions.reshape(log_pi.shape[:-1])
-        logp = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        return actions.numpy(), logp.numpy()
+            self._actors = _stack_actor_arrays(
+                [self.module[m].actor for m in self._module_of_agent]
+            )
+        x = obs
+        for i, (weight, bias) in enumerate(self._actors):
+            x = np.matmul(x, weight) + bias  # [N, E, in] @ [N, in, out]
+            if i < len(self._actors) - 1:
+                np.maximum(x, 0.0, out=x)
+        shifted = x - x.max(-1, keepdims=True)
+        unnormalised = np.exp(shifted)
+        total = unnormalised.sum(-1, keepdims=True)
+        log_pi = shifted - np.log(total)
+        cdf = np.cumsum(unnormalised / total, axis=-1)
+        uniform = self._rng.random(x.shape[:-1], dtype=np.float32)[..., None]
+        # min(): rounding can leave cdf[-1] a hair under 1.
+        actions = np.minimum((cdf < uniform).sum(-1), x.shape[-1] - 1)
+        logp = np.take_along_axis(log_pi, actions[..., None], -1)[..., 0]
+        return actions, logp
 
     def collect(self) -> tuple[dict[str, np.ndarray], list[tuple[np.ndarray, int]]]:
         """One rollout: columns [N, E, T, ...], and (per-agent return, length) of
@@ -99,6 +110,23 @@ class RolloutCollector:
 
     def close(self) -> None:
         self.envs.close()
+
+
+@torch.no_grad()
+def _stack_actor_arrays(actors: list) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The agents' actor MLPs (Linear layers with ReLU between) as float32 arrays
+    per Linear layer: W^T [N, in, out] and b [N, 1, out]."""
+    layers = [list(actor) for actor in actors]
+    kinds = [type(layer) for layer in layers[0]]
+    if kinds[::2] != [nn.Linear] * len(kinds[::2]) or set(kinds[1::2]) - {nn.ReLU}:
+        raise TypeError(f"SEAC's rollouts need actor MLPs of Linear and ReLU layers, got {kinds}")
+    return [
+        (
+            np.stack([net[i].weight.cpu().numpy().T for net in layers]),
+            np.stack([net[i].bias.cpu().numpy() for net in layers])[:, None, :],
+        )
+        for i in range(0, len(layers[0]), 2)
+    ]
 
 
 def _serve(conn, env, env_config, n_envs, seed, first_index, module, module_of_agent, n_steps):
