@@ -117,7 +117,7 @@ class SEAC(Algorithm):
         kwargs = {}
         if self.learner_group.is_local:
             module = local_learner(self.learner_group).module
-            kwargs["weights"] = ray.put(flat_parameters(module).numpy())
+            kwargs["weights"] = ray.put(flat_parameters(module).cpu().numpy())
         if not self.config.overlap_sampling:
             return group.foreach_env_runner("sample", kwargs=kwargs, local_env_runner=False)
         if not self._rollouts_in_flight:

@@ -33,6 +33,19 @@ def _nothing_trained() -> dict:
     return {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}}
 
 
+def set_torch_threads(n: int | None) -> None:
+    """`config.torch_num_threads` for this process (None: leave it as it is).
+
+    Applied wherever SEAC's learner or env runner is built, the user's driver
+    process included when they run there (the default, one-process mode): that
+    is where SEAC's work runs, and its batches of tens of rows are faster on one
+    thread than on several that spin against env stepping. Set None to keep the
+    process's own setting.
+    """
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def _is_plain_adam(optimizer, params: list) -> bool:
     """One group of exactly `params`, in order; no AMSGrad, maximize or decoupled decay."""
     if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
@@ -56,9 +69,7 @@ class SEACTorchLearner(TorchLearner):
 
     def build(self) -> None:
         super().build()
-        # A2C batches are small (agents^2 x envs x n_steps rows of 64 units): one
-        # thread beats several that contend with env stepping for the cores.
-        torch.set_num_threads(1)
+        set_torch_threads(self.config.torch_num_threads)
         groups = self.config.module_agents()
         self._module_ids = list(groups)
         agents = list(self.config.agent_ids)

@@ -131,7 +131,7 @@ def _stack_actor_arrays(actors: list) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _serve(conn, env, env_config, n_envs, seed, first_index, module, module_of_agent, n_steps):
     """Worker process: a collector over its slice of the envs, one rollout per request."""
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # its inference is numpy; torch only loads weights
     envs = EnvBatch(env, env_config, n_envs, seed, first_index)
     collector_seed = None if seed is None else seed * 1000 + first_index
     collector = RolloutCollector(envs, module, module_of_agent, n_steps, collector_seed)

@@ -124,3 +124,21 @@ def test_mlp_backward_matches_autograd_for_inputs_seen_by_all():
         got = loss_gradients.mlp_backward(weights, outputs, upstream)
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e)
+
+
+def test_every_tensor_the_learner_builds_lives_on_its_device():
+    learner, _ = make_learner(3)
+    device = learner.device
+    assert isinstance(device, torch.device)
+    for name in ("_streams", "_owner", "_own"):
+        assert getattr(learner, name).device == device, name
+    assert all(t.device == device for t in learner._others)
+    streams = make_streams(3, seed=2)
+    batch = learner_batch(learner, streams)
+    multi = MultiAgentBatch(
+        {m: SampleBatch({c: v.numpy() for c, v in b.items()}) for m, b in batch.items()},
+        env_steps=1,
+    )
+    learner.update(batch=multi, timesteps={}, _no_metrics_reduce=True)
+    for mid in learner._module_ids:
+        assert all(p.device == device for p in learner.module[mid].parameters())
