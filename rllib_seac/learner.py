@@ -104,8 +104,8 @@ class SEACTorchLearner(TorchLearner):
     # data-parallel learner's all-reduce) set this to False: RLlib's path then runs.
     hand_written_gradients = True
 
-    def _linear_layers(self) -> dict[str, list] | None:
-        """Per network, each module's Linear layers, if every module is a ReLU MLP
+    def _linear_layers(self) -> dict[str, tuple] | None:
+        """Per network, the modules' Linear weights and biases by layer, if every module is a ReLU MLP
         pair (actor, critic) whose parameters are exactly those layers' weights and
         biases in that order, trained by one Adam each, without grad scalers or LR
         scheduler classes: the case `loss_gradients` covers. None otherwise."""
@@ -138,7 +138,15 @@ class SEACTorchLearner(TorchLearner):
                 return None
             optimizers.append(named[0][1])
         self._optimizers, self._grad_clip = optimizers, clips.pop()
-        return layers
+        # Per net, per layer: the modules' weights and biases (parameters, not
+        # looked up through nn.Module at every step).
+        return {
+            net: (
+                [[m[i].weight for m in per_module] for i in range(len(per_module[0]))],
+                [[m[i].bias for m in per_module] for i in range(len(per_module[0]))],
+            )
+            for net, per_module in layers.items()
+        }
 
     def configure_optimizers_for_module(self, module_id, config=None):
         params = self.get_parameters(self._module[module_id])
@@ -334,12 +342,8 @@ class SEACTorchLearner(TorchLearner):
 
     def _stacked(self, net: str) -> tuple[list, list]:
         """Weights [M, out, in] and biases [M, out] of every module's `net`, per layer."""
-        per_module = self._layers[net]
-        weights = [
-            torch.stack([m[i].weight for m in per_module]) for i in range(len(per_module[0]))
-        ]
-        biases = [torch.stack([m[i].bias for m in per_module]) for i in range(len(per_module[0]))]
-        return weights, biases
+        weights, biases = self._layers[net]
+        return [torch.stack(w) for w in weights], [torch.stack(b) for b in biases]
 
     def _clip(self, grads: list[torch.Tensor]) -> None:
         """`postprocess_gradients_for_module` for all modules at once: each module's
