@@ -105,10 +105,11 @@ class SEACTorchLearner(TorchLearner):
     hand_written_gradients = True
 
     def _linear_layers(self) -> dict[str, tuple] | None:
-        """Per network, the modules' Linear weights and biases by layer, if every module is a ReLU MLP
-        pair (actor, critic) whose parameters are exactly those layers' weights and
-        biases in that order, trained by one Adam each, without grad scalers or LR
-        scheduler classes: the case `loss_gradients` covers. None otherwise."""
+        """Per network, the modules' Linear weights and biases by layer, if every
+        module is a ReLU MLP pair (actor, critic) whose parameters are exactly those
+        layers' weights and biases in that order, trained by one Adam each, without
+        grad scalers or LR scheduler classes: the case `loss_gradients` covers.
+        None otherwise."""
         if _rllib_internals.torch_learner_customises_optimizer_step(self):
             return None
         clips = {self.config.get_config_for_module(m).grad_clip for m in self._module_ids}
