@@ -47,13 +47,18 @@ def synthetic_batch(agents: list[str], rng: np.random.Generator) -> MultiAgentBa
     )
 
 
-def step_ms(n_agents: int, seac_lambda: float, repeats: int) -> float:
+def build_learner(n_agents: int, seac_lambda: float):
+    """A SEAC learner of n agents (one module each) on rware-sized spaces, and the agent ids."""
     agents = [f"agent_{i}" for i in range(n_agents)]
     config = SEACConfig().training(seac_lambda=seac_lambda)
     config.agent_ids = agents
     config.multi_agent(policies=set(agents), policy_mapping_fn=agent_is_module)
     spaces = gym.spaces.Box(-1, 1, (OBS_DIM,)), gym.spaces.Discrete(N_ACTIONS)
-    learner = config.build_learner(spaces=dict.fromkeys(agents, spaces))
+    return config.build_learner(spaces=dict.fromkeys(agents, spaces)), agents
+
+
+def step_ms(n_agents: int, seac_lambda: float, repeats: int) -> float:
+    learner, agents = build_learner(n_agents, seac_lambda)
     batch = synthetic_batch(agents, np.random.default_rng(0))
     times = []
     for i in range(repeats + 10):

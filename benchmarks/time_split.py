@@ -8,7 +8,8 @@ step. Wall-clock timers wrap the env batch's step, the batched inference, the
 rollout, the learner's update and the weight copy to the env runner during
 `--iterations` train() calls (after one warm-up call); "other" is the rest of
 train() (RLlib's iteration and metrics). The learner's update is then split on a
-batch of the same shape: loss, zeroing + backward, clipping, Adam (medians).
+batch of the same shape (medians): forward, loss terms, hand-written backward,
+clipping, Adam.
 """
 
 from __future__ import annotations
@@ -38,10 +39,16 @@ def time_calls(cls, name: str, key: str, totals: collections.Counter) -> None:
 
 
 def learner_parts(algo, repeats: int = 200) -> dict[str, float]:
-    """Median ms of each part of the learner's update, on one sampled batch."""
+    """Median ms of each part of the learner's update, on one sampled batch.
+
+    The hand-written step (the default learner): forward + loss terms, the
+    hand-written backward, clipping, Adam. RLlib's path where that step does not
+    apply: loss, zeroing + backward, clipping, Adam.
+    """
+    from rllib_seac._rllib_internals import local_learner
     from rllib_seac.algorithm import _train_batches
 
-    learner = algo.learner_group._learner
+    learner = local_learner(algo.learner_group)
     batch = _train_batches(algo._sample(), 1)[0]
     tensors = {
         mid: {col: torch.from_numpy(module_batch[col]) for col in module_batch.keys()}
@@ -55,11 +62,26 @@ def learner_parts(algo, repeats: int = 200) -> dict[str, float]:
         times[name].append(time.perf_counter() - start)
         return out
 
-    for _ in range(repeats):
-        losses = timed("loss", learner.compute_losses, fwd_out={}, batch=tensors)
-        grads = timed("zero_grad_and_backward", learner.compute_gradients, losses)
-        grads = timed("clip", learner.postprocess_gradients, grads)
-        timed("adam", learner.apply_gradients, grads)
+    if learner._layers is not None:
+        parts = {"_evaluate": "forward", "_loss_terms": "loss_terms", "_clip": "clip"}
+        parts["_adam_step"] = "adam"
+        for method, name in parts.items():
+            original = getattr(learner, method)
+            setattr(learner, method, lambda *a, _f=original, _n=name, **k: timed(_n, _f, *a, **k))
+        for _ in range(repeats):
+            timed("step", learner._hand_written_update, tensors)
+        for method in parts:
+            delattr(learner, method)
+        steps = times.pop("step")
+        times["backward"] = [
+            t - sum(times[n][i] for n in parts.values()) for i, t in enumerate(steps)
+        ]
+    else:
+        for _ in range(repeats):
+            losses = timed("loss", learner.compute_losses, fwd_out={}, batch=tensors)
+            grads = timed("zero_grad_and_backward", learner.compute_gradients, losses)
+            grads = timed("clip", learner.postprocess_gradients, grads)
+            timed("adam", learner.apply_gradients, grads)
     return {name: statistics.median(ts[10:]) * 1e3 for name, ts in times.items()}
 
 

@@ -20,6 +20,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_seac._rllib_internals import local_learner
 from rllib_seac.evaluation import CONFIG_FILE, CheckpointError
 from rllib_seac.learner import REWARDS
 from rllib_seac.rl_module import flat_parameters
@@ -106,7 +107,7 @@ class SEAC(Algorithm):
         elif group.num_remote_env_runners() == 0:
             # Learner and env runner share this process: copy tensors in place
             # instead of RLlib's round trip through numpy state dicts.
-            self.env_runner.copy_weights_from(self.learner_group._learner.module)
+            self.env_runner.copy_weights_from(local_learner(self.learner_group).module)
         # Otherwise the weights go out with the next rollout request (`_sample`).
 
     def _sample(self) -> list[dict]:
@@ -115,8 +116,8 @@ class SEAC(Algorithm):
             return [self.env_runner.sample()]
         kwargs = {}
         if self.learner_group.is_local:
-            module = self.learner_group._learner.module
-            kwargs["weights"] = ray.put(flat_parameters(module).numpy())
+            module = local_learner(self.learner_group).module
+            kwargs["weights"] = ray.put(flat_parameters(module).cpu().numpy())
         if not self.config.overlap_sampling:
             return group.foreach_env_runner("sample", kwargs=kwargs, local_env_runner=False)
         if not self._rollouts_in_flight:

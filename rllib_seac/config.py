@@ -89,6 +89,11 @@ class SEACConfig(AlgorithmConfig):
         self.updates_per_iteration = 100
         self.overlap_sampling = False
         self.hidden_sizes = [64, 64]
+        # torch threads of each process that runs SEAC's learner or env runner
+        # (the driver too, when they run there); None leaves torch's setting alone.
+        # A2C's batches are tens of rows: one thread beats several that contend
+        # with env stepping for the cores.
+        self.torch_num_threads = 1
         # Filled in by `validate()` from the env when left None.
         self.agent_ids = None
 

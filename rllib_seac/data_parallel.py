@@ -24,6 +24,10 @@ NON_FINITE_ELSEWHERE = (
 
 
 class DataParallelSEACLearner(SEACTorchLearner):
+    # The gradients must be all-reduced before clipping: RLlib's path (with the
+    # hooks below) instead of the single learner's hand-written step.
+    hand_written_gradients = False
+
     def _make_modules_ddp_if_necessary(self) -> None:
         # Instead of wrapping in DDP (see the module docstring): start every learner
         # from learner 0's weights, as DDP's constructor would.

@@ -33,6 +33,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_seac.env_batch import EnvBatch
+from rllib_seac.learner import set_torch_threads
 from rllib_seac.rl_module import flat_parameters, load_flat_parameters
 from rllib_seac.rollouts import RolloutCollector, RolloutWorkers
 
@@ -44,9 +45,7 @@ ROLLOUT_STATE = "rollout_state"
 class SEACEnvRunner(EnvRunner, Checkpointable):
     def __init__(self, *, config, **kwargs):
         super().__init__(config=config, **kwargs)
-        # Inference batches are agents x envs rows: extra torch threads only add
-        # synchronisation, and spin against the env and learner for the cores.
-        torch.set_num_threads(1)
+        set_torch_threads(config.torch_num_threads)
         self.spaces = kwargs.get("spaces") or {}
         self.agent_ids = None
         self.module = None
@@ -170,7 +169,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         if not self._weights_changed:
             return None
         self._weights_changed = False
-        return flat_parameters(self.module).numpy()
+        return flat_parameters(self.module).cpu().numpy()
 
     def _on_new_weights(self) -> None:
         if isinstance(self._rollouts, RolloutWorkers):

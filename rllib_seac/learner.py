@@ -16,8 +16,9 @@ from ray.rllib.utils.metrics import (
     NUM_MODULE_STEPS_TRAINED_LIFETIME,
     WEIGHTS_SEQ_NO,
 )
+from torch.optim.adam import adam as adam_step
 
-from rllib_seac import losses
+from rllib_seac import _rllib_internals, loss_gradients, losses
 from rllib_seac.rl_module import stack_mlps, stacked_forward
 
 # Columns of a SEAC train batch. Each module's batch holds its agents' data laid
@@ -32,6 +33,31 @@ def _nothing_trained() -> dict:
     return {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}}
 
 
+def set_torch_threads(n: int | None) -> None:
+    """`config.torch_num_threads` for this process (None: leave it as it is).
+
+    Applied wherever SEAC's learner or env runner is built, the user's driver
+    process included when they run there (the default, one-process mode): that
+    is where SEAC's work runs, and its batches of tens of rows are faster on one
+    thread than on several that spin against env stepping. Set None to keep the
+    process's own setting.
+    """
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _is_plain_adam(optimizer, params: list) -> bool:
+    """One group of exactly `params`, in order; no AMSGrad, maximize or decoupled decay."""
+    if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
+        return False
+    group = optimizer.param_groups[0]
+    same = len(group["params"]) == len(params) and all(
+        a is b for a, b in zip(group["params"], params)
+    )
+    plain = not (group["amsgrad"] or group["maximize"] or group.get("decoupled_weight_decay"))
+    return same and plain and not group["differentiable"]
+
+
 class SEACTorchLearner(TorchLearner):
     """Trains agent i on its own batch and on every other agent k's batch.
 
@@ -43,9 +69,7 @@ class SEACTorchLearner(TorchLearner):
 
     def build(self) -> None:
         super().build()
-        # A2C batches are small (agents^2 x envs x n_steps rows of 64 units): one
-        # thread beats several that contend with env stepping for the cores.
-        torch.set_num_threads(1)
+        set_torch_threads(self.config.torch_num_threads)
         groups = self.config.module_agents()
         self._module_ids = list(groups)
         agents = list(self.config.agent_ids)
@@ -62,13 +86,68 @@ class SEACTorchLearner(TorchLearner):
                 "With seac_lambda=0 every module must act for the same number of "
                 f"agents; got {dict(zip(self._module_ids, self._agents_per_module))}."
             )
-        self._streams = torch.tensor(streams)
-        self._owner = torch.tensor(owner)
-        self._own = self._owner[self._streams] == torch.arange(len(streams))[:, None]
+        device = self.device
+        self._streams = torch.tensor(streams, device=device)
+        self._owner = torch.tensor(owner, device=device)
+        arange = torch.arange(len(streams), device=device)
+        self._own = self._owner[self._streams] == arange[:, None]
+        # (module, stream) index pairs of other agents' data, for the IS weight stats.
+        self._others = (~self._own).nonzero(as_tuple=True)
         self._shared_inputs = not own_only
         self._has_other_data = bool((~self._own).any())
         self._stats: dict = {}
         self._trained = _nothing_trained()
+        self._layers = self._linear_layers() if self.hand_written_gradients else None
+        self._adam_state = None  # (optimizers' state dicts, Adam's per-parameter lists)
+
+    # Subclasses that change how gradients are computed or combined (e.g. the
+    # data-parallel learner's all-reduce) set this to False: RLlib's path then runs.
+    hand_written_gradients = True
+
+    def _linear_layers(self) -> dict[str, tuple] | None:
+        """Per network, the modules' Linear weights and biases by layer, if every
+        module is a ReLU MLP pair (actor, critic) whose parameters are exactly those
+        layers' weights and biases in that order, trained by one Adam each, without
+        grad scalers or LR scheduler classes: the case `loss_gradients` covers.
+        None otherwise."""
+        if _rllib_internals.torch_learner_customises_optimizer_step(self):
+            return None
+        clips = {self.config.get_config_for_module(m).grad_clip for m in self._module_ids}
+        if len(clips) != 1:
+            return None
+        layers = {}
+        for net in ("actor", "critic"):
+            layers[net] = []
+            for mid in self._module_ids:
+                seq = getattr(self.module[mid], net, None)
+                if not isinstance(seq, torch.nn.Sequential) or len(seq) % 2 != 1:
+                    return None
+                kinds = [type(layer) for layer in seq]
+                if kinds != [torch.nn.Linear, torch.nn.ReLU] * (len(seq) // 2) + [torch.nn.Linear]:
+                    return None
+                layers[net].append(list(seq)[::2])
+        optimizers = []
+        for m, mid in enumerate(self._module_ids):
+            expected = [
+                p
+                for net in ("actor", "critic")
+                for linear in layers[net][m]
+                for p in (linear.weight, linear.bias)
+            ]
+            named = self.get_optimizers_for_module(mid)
+            if len(named) != 1 or not _is_plain_adam(named[0][1], expected):
+                return None
+            optimizers.append(named[0][1])
+        self._optimizers, self._grad_clip = optimizers, clips.pop()
+        # Per net, per layer: the modules' weights and biases (parameters, not
+        # looked up through nn.Module at every step).
+        return {
+            net: (
+                [[m[i].weight for m in per_module] for i in range(len(per_module[0]))],
+                [[m[i].bias for m in per_module] for i in range(len(per_module[0]))],
+            )
+            for net, per_module in layers.items()
+        }
 
     def configure_optimizers_for_module(self, module_id, config=None):
         params = self.get_parameters(self._module[module_id])
@@ -100,21 +179,29 @@ class SEACTorchLearner(TorchLearner):
         return module_gradients_dict
 
     def compute_losses(self, *, fwd_out, batch):
-        cfg = self.config
+        data, pairs = self._data_and_pairs(batch)
+        logits, values, next_values = self._evaluate(data, pairs)
+        terms = self._loss_terms(data, pairs, logits, values, next_values)
+        return {mid: terms["total"][m] for m, mid in enumerate(self._module_ids)}
+
+    def _data_and_pairs(self, batch):
         data = self._stream_data(batch)  # column -> [K, E, T, ...], agent order
         # Per (module m, stream k) pair: [M, K', E, T, ...]. Observations are only
         # gathered per pair when modules see different data (IAC).
         pair_columns = COLUMNS[2:] if self._shared_inputs else COLUMNS
-        pairs = {col: data[col][self._streams] for col in pair_columns}
-        logits, values, next_values = self._evaluate(data, pairs)
+        return data, {col: data[col][self._streams] for col in pair_columns}
 
+    def _loss_terms(self, data, pairs, logits, values, next_values) -> dict:
+        """Eqs. 4 and 5 per module from the networks' outputs, and what their
+        gradients need; stops on a non-finite loss."""
+        cfg = self.config
         log_pi = F.log_softmax(logits, dim=-1)
         logp = log_pi.gather(-1, pairs[ACTIONS].long().unsqueeze(-1)).squeeze(-1)
         entropy = -(log_pi.exp() * log_pi).sum(-1)
 
         if cfg.seac_target == "reference" and self._shared_inputs:
             # As the authors' code: agent k's targets bootstrap with k's own critic.
-            streams = torch.arange(len(self._owner))
+            streams = torch.arange(len(self._owner), device=self._owner.device)
             next_values = next_values[self._owner, streams].expand_as(next_values)
         # y^k_i of Eq. 5: n-step returns, bootstrapped with V_i (paper) or V_k.
         returns = losses.n_step_returns(
@@ -137,7 +224,12 @@ class SEACTorchLearner(TorchLearner):
             terms = {"policy_loss": policy.detach(), "value_loss": value.detach()}
             self._raise_non_finite(data, terms)
         self._accumulate_stats(policy, value, bonus, is_weights)
-        return {mid: total[m] for m, mid in enumerate(self._module_ids)}
+        return {
+            "total": total,
+            "log_pi": log_pi,
+            "advantages": advantages,
+            "coefficients": coefficients,
+        }
 
     def _raise_non_finite(self, data, terms) -> None:
         """Stops before the optimiser step, naming the module, the term and the cause."""
@@ -177,9 +269,10 @@ class SEACTorchLearner(TorchLearner):
             columns[col] = torch.cat(parts)
         return columns
 
-    def _evaluate(self, data, pairs):
+    def _evaluate(self, data, pairs, forward=None):
         """logits, V(o_t) and bootstrap values V(o_{t+1}) of every module on its
-        streams, [M, K', E, T]."""
+        streams, [M, K', E, T]. `forward(net, x)` runs the stacked networks (by
+        default with autograd's graph through `stack_mlps`)."""
         modules = [self.module[mid] for mid in self._module_ids]
         shared = self._shared_inputs
         # Shared: every module sees every agent's data, [K, E, T, D]; else module m
@@ -187,11 +280,16 @@ class SEACTorchLearner(TorchLearner):
         source = data if shared else pairs
         obs, next_obs = source[OBS], source[NEXT_OBS]
         lead = ((len(modules),) if shared else ()) + obs.shape[:-1]
+        if forward is None:
+
+            def forward(net, flat):
+                return stacked_forward(stack_mlps([getattr(m, net) for m in modules]), flat)
 
         def run(net: str, x: torch.Tensor) -> torch.Tensor:
-            nets = [getattr(m, net) for m in modules]
-            flat = x.reshape(-1, x.shape[-1]) if shared else x.reshape(len(nets), -1, x.shape[-1])
-            return stacked_forward(stack_mlps(nets), flat).reshape(*lead[:-1], -1)
+            flat = (
+                x.reshape(-1, x.shape[-1]) if shared else x.reshape(len(modules), -1, x.shape[-1])
+            )
+            return forward(net, flat).reshape(*lead[:-1], -1)
 
         logits = run("actor", obs).reshape(*lead, -1)
         values = run("critic", obs)
@@ -204,6 +302,114 @@ class SEACTorchLearner(TorchLearner):
                 next_values = torch.zeros_like(values)
                 next_values[..., -1:] = run("critic", next_obs[..., -1:, :])
         return logits, values, next_values
+
+    @torch.no_grad()
+    def _hand_written_update(self, batch) -> dict:
+        """One gradient step with `loss_gradients` instead of autograd: the same
+        loss terms (`_loss_terms`), per-agent clipping and Adam as RLlib's path, with
+        every module's gradients computed, clipped and applied at once."""
+        stacked = {net: self._stacked(net) for net in ("actor", "critic")}
+        outputs = {}
+
+        def forward(net, flat):
+            layer_outputs = loss_gradients.mlp_forward(*stacked[net], flat)
+            outputs.setdefault(net, layer_outputs)  # the first call is on o_t
+            return layer_outputs[-1]
+
+        data, pairs = self._data_and_pairs(batch)
+        logits, values, next_values = self._evaluate(data, pairs, forward)
+        terms = self._loss_terms(data, pairs, logits, values, next_values)
+        cfg, n_modules = self.config, len(self._module_ids)
+        d_logits = loss_gradients.logits_gradient(
+            terms["log_pi"],
+            pairs[ACTIONS].long(),
+            terms["advantages"],
+            terms["coefficients"],
+            self._own,
+            cfg.entropy_coeff,
+        )
+        d_values = loss_gradients.values_gradient(
+            terms["advantages"], terms["coefficients"], cfg.vf_loss_coeff
+        )
+        grads = loss_gradients.mlp_backward(
+            stacked["actor"][0], outputs["actor"], d_logits.reshape(n_modules, -1, logits.shape[-1])
+        ) + loss_gradients.mlp_backward(
+            stacked["critic"][0], outputs["critic"], d_values.reshape(n_modules, -1, 1)
+        )
+        self._clip(grads)
+        self._adam_step(grads)
+        total = terms["total"]
+        return {mid: total[m] for m, mid in enumerate(self._module_ids)}
+
+    def _stacked(self, net: str) -> tuple[list, list]:
+        """Weights [M, out, in] and biases [M, out] of every module's `net`, per layer."""
+        weights, biases = self._layers[net]
+        return [torch.stack(w) for w in weights], [torch.stack(b) for b in biases]
+
+    def _clip(self, grads: list[torch.Tensor]) -> None:
+        """`postprocess_gradients_for_module` for all modules at once: each module's
+        gradients [M, ...] scaled to global norm `grad_clip`, a non-finite norm stops."""
+        norms = torch.linalg.vector_norm(
+            torch.cat([g.reshape(len(g), -1) for g in grads], dim=1), dim=1
+        )
+        if not torch.isfinite(norms).all():
+            m = int((~torch.isfinite(norms)).nonzero()[0])
+            raise FloatingPointError(
+                f"SEAC stopped before updating the weights: the gradient of "
+                f"{self._module_ids[m]} is not finite (global norm {norms[m].item()})."
+            )
+        if self._grad_clip is not None:
+            factors = torch.clamp(self._grad_clip / (norms + 1e-6), max=1.0)
+            for g in grads:
+                g.mul_(factors.view(-1, *([1] * (g.dim() - 1))))
+
+    def _adam_ready(self) -> bool:
+        """Adam's state exists (RLlib's path makes it on the first step and after
+        a restore without optimizer state)."""
+        return all(len(opt.state) == len(opt.param_groups[0]["params"]) for opt in self._optimizers)
+
+    def _adam_step(self, grads: list[torch.Tensor]) -> None:
+        """Every module's Adam step in one fused call, on the optimizers' own state
+        (so checkpoints and RLlib's LR schedules see the usual optimizers)."""
+        optimizers = self._optimizers
+        states = [opt.state for opt in optimizers]
+        if self._adam_state is None or any(a is not b for a, b in zip(self._adam_state[0], states)):
+            params = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
+            per_param = [opt.state[p] for opt in optimizers for p in opt.param_groups[0]["params"]]
+            self._adam_state = (
+                states,
+                params,
+                [s["exp_avg"] for s in per_param],
+                [s["exp_avg_sq"] for s in per_param],
+                [s["step"] for s in per_param],
+            )
+        _, params, exp_avgs, exp_avg_sqs, steps = self._adam_state
+        # Module-major, parameter order within a module: as `params`.
+        flat_grads = [g for per_module in zip(*(g.unbind(0) for g in grads)) for g in per_module]
+        groups = [opt.param_groups[0] for opt in optimizers]
+        if len({g["lr"] for g in groups}) == 1:
+            spans = [slice(0, len(params))]
+        else:  # one call per module
+            size = len(params) // len(groups)
+            spans = [slice(i * size, (i + 1) * size) for i in range(len(groups))]
+        for span, group in zip(spans, groups):
+            beta1, beta2 = group["betas"]
+            adam_step(
+                params[span],
+                flat_grads[span],
+                exp_avgs[span],
+                exp_avg_sqs[span],
+                [],
+                steps[span],
+                fused=True,
+                amsgrad=False,
+                beta1=beta1,
+                beta2=beta2,
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=False,
+            )
 
     def _accumulate_stats(self, policy, value, entropy, is_weights) -> None:
         """Adds this step's per-module figures to the iteration's stats.
@@ -218,8 +424,9 @@ class SEACTorchLearner(TorchLearner):
         acc["sum"] = losses if "sum" not in acc else acc["sum"] + losses
         acc["steps"] = acc.get("steps", 0) + 1
         if self._has_other_data:
-            others = (~self._own)[:, :, None, None].expand_as(is_weights)
-            acc.setdefault("is_weights", []).append(is_weights[others].reshape(len(others), -1))
+            # Each module's weights on other agents' data, [M, (K'-1) * E * T].
+            others = is_weights[self._others].reshape(len(is_weights), -1)
+            acc.setdefault("is_weights", []).append(others)
 
     def update(
         self, batch=None, *, training_data=None, timesteps=None, _no_metrics_reduce=False, **kwargs
@@ -233,8 +440,7 @@ class SEACTorchLearner(TorchLearner):
         the report. Anything else goes through RLlib's path.
         """
         if training_data is not None:
-            training_data.solve_refs()
-            batch = training_data.batch
+            batch = _rllib_internals.training_data_batch(training_data)
         one_step = kwargs.get("num_epochs", 1) == 1 and not kwargs.get("minibatch_size")
         if isinstance(batch, MultiAgentBatch) and one_step:
             self._one_step(batch, timesteps or {})
@@ -254,12 +460,19 @@ class SEACTorchLearner(TorchLearner):
 
     def _one_step(self, batch, timesteps: dict) -> None:
         self.before_gradient_based_update(timesteps=timesteps)
-        self._weights_seq_no += 1
+        _rllib_internals.count_weights_update(self)
+        device = self.device
         tensors = {
-            mid: {col: torch.from_numpy(np.asarray(module_batch[col])) for col in COLUMNS}
+            mid: {
+                col: torch.as_tensor(np.asarray(module_batch[col]), device=device)
+                for col in COLUMNS
+            }
             for mid, module_batch in batch.policy_batches.items()
         }
-        _, losses_per_module, _ = self._update(tensors)
+        if self._layers is not None and self._adam_ready():
+            losses_per_module = self._hand_written_update(tensors)
+        else:
+            _, losses_per_module, _ = _rllib_internals.torch_learner_update(self, tensors)
         trained = self._trained
         trained["updates"] += 1
         trained["env_steps"] += batch.env_steps()
@@ -274,8 +487,9 @@ class SEACTorchLearner(TorchLearner):
         if not trained["updates"]:
             return
         log = self.metrics.log_value
+        seq_no = _rllib_internals.weights_seq_no(self)
         for mid, samples in trained["module_steps"].items():
-            log((mid, WEIGHTS_SEQ_NO), self._weights_seq_no, window=1)
+            log((mid, WEIGHTS_SEQ_NO), seq_no, window=1)
             log((mid, MODULE_TRAIN_BATCH_SIZE_MEAN), samples / trained["updates"], reduce="mean")
             log((mid, NUM_MODULE_STEPS_TRAINED), samples, reduce="sum")
             log(
@@ -286,9 +500,7 @@ class SEACTorchLearner(TorchLearner):
             )
         module_steps = sum(trained["module_steps"].values())
         env_steps = trained["env_steps"]
-        # Ray's own (Prometheus) counters, as RLlib's update increments them.
-        self._metrics_all_modules_num_env_steps_trained.inc(value=env_steps)
-        self._metrics_all_modules_num_module_steps_trained.inc(value=module_steps)
+        _rllib_internals.count_steps_trained_in_ray_metrics(self, env_steps, module_steps)
         for value, per_iteration, lifetime in (
             (module_steps, NUM_MODULE_STEPS_TRAINED, NUM_MODULE_STEPS_TRAINED_LIFETIME),
             (env_steps, NUM_ENV_STEPS_TRAINED, NUM_ENV_STEPS_TRAINED_LIFETIME),

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_json(tmp_path, script: str, *args: str) -> dict:
     # HOME: RLlib logs a built algorithm under ~/ray_results.
     env = {**os.environ, "HOME": str(tmp_path), "RAY_TMPDIR": "/tmp/rllib_seac_bench_ray"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args, "--json"],
         capture_output=True,
@@ -55,9 +56,25 @@ def test_time_split_times_every_part_once(tmp_path):
     # Every wrapped part ran; none is counted inside another (the rest stays >= 0).
     assert all(value > 0 for key, value in split.items() if key != "other")
     assert split["other"] >= 0
-    assert set(figures["learner_update_parts_ms"]) == {
-        "loss",
-        "zero_grad_and_backward",
-        "clip",
-        "adam",
-    }
+    # The parts of the learner's hand-written step (the default learner).
+    parts = figures["learner_update_parts_ms"]
+    assert set(parts) == {"forward", "loss_terms", "backward", "clip", "adam"}
+    assert all(value > 0 for value in parts.values())
+
+
+def test_learner_callgrind_compares_two_trees(tmp_path):
+    # This tree as its own base: the script's two-tree path, wall time only (the
+    # callgrind count runs Python under valgrind: minutes).
+    figures = run_json(
+        tmp_path,
+        "learner_callgrind.py",
+        "--base",
+        str(ROOT),
+        "--agents",
+        "2",
+        "--repeats",
+        "3",
+        "--no-callgrind",
+    )
+    assert [(r["tree"], r["agents"]) for r in figures["rows"]] == [("base", 2), ("this", 2)]
+    assert all(r["wall_ms"] > 0 and "instructions" not in r for r in figures["rows"])

@@ -1,0 +1,77 @@
+"""Hand-written gradients of SEAC's loss for the learner's direct step.
+
+A SEAC step on Table 2's batch is a few thousand multiply-adds per layer: autograd's
+per-node bookkeeping (about a hundred nodes) costs more than the arithmetic. The
+networks are plain ReLU MLPs stacked across modules (`stacked_forward`), so the
+backward pass is a handful of batched matmuls, written out here. The learner's
+autograd path (`compute_losses` + backward) stays the reference: tests check these
+gradients against it for SEAC, IAC, SNAC, both targets and truncations.
+
+Shapes as in `losses`: [M, K', E, T] per sample, A actions; n = E * T, the mean of
+Eqs. 4 and 5 over a stream's samples.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def logits_gradient(
+    log_pi: torch.Tensor,
+    actions: torch.Tensor,
+    advantages: torch.Tensor,
+    coefficients: torch.Tensor,
+    own: torch.Tensor,
+    entropy_coeff: float,
+) -> torch.Tensor:
+    """d total_loss / d logits, [M, K', E, T, A].
+
+    Eq. 4's term -c A log pi(a|o) / n (A and c constants) gives -c A (onehot(a) - pi) / n;
+    the bonus -entropy_coeff * H / n on own streams gives entropy_coeff * pi (log pi + H) / n.
+    """
+    n = advantages.shape[-2] * advantages.shape[-1]
+    probs = log_pi.exp()
+    weight = (coefficients * advantages / n).unsqueeze(-1)  # c A / n
+    grad = probs * weight
+    grad.scatter_add_(-1, actions.unsqueeze(-1), -weight)
+    entropy = -(probs * log_pi).sum(-1, keepdim=True)
+    bonus = (own.to(log_pi.dtype) * (entropy_coeff / n))[..., None, None, None]
+    return grad + bonus * probs * (log_pi + entropy)
+
+
+def values_gradient(
+    advantages: torch.Tensor, coefficients: torch.Tensor, vf_loss_coeff: float
+) -> torch.Tensor:
+    """d total_loss / d V(o), [M, K', E, T]: Eq. 5's c (y - V)^2 / n, y constant."""
+    n = advantages.shape[-2] * advantages.shape[-1]
+    return coefficients * advantages * (-2.0 * vf_loss_coeff / n)
+
+
+def mlp_forward(weights: list, biases: list, x: torch.Tensor) -> list[torch.Tensor]:
+    """M stacked ReLU MLPs (weights [M, out, in], biases [M, out]) on x [B, D] (seen
+    by all) or [M, B, D]: the input and every layer's output, the last one [M, B, out].
+    The same ops as `rl_module.stacked_forward`, so the same values."""
+    outputs = [x]
+    last = len(weights) - 1
+    for i, (weight, bias) in enumerate(zip(weights, biases)):
+        x = torch.baddbmm(
+            bias.unsqueeze(1), x.expand(len(weight), *x.shape[-2:]), weight.transpose(1, 2)
+        )
+        if i < last:
+            x = torch.relu(x)
+        outputs.append(x)
+    return outputs
+
+
+def mlp_backward(weights: list, outputs: list, grad: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients [dW_1, db_1, ..., dW_L, db_L] (each [M, ...]) of the stacked MLPs
+    given d loss / d output [M, B, out] and `mlp_forward`'s outputs."""
+    grads: list[torch.Tensor] = []
+    for i in reversed(range(len(weights))):
+        inputs = outputs[i]
+        grads.append(grad.sum(1))  # bias
+        # [M, out, B] @ [B, in] (inputs seen by all modules) or @ [M, B, in]
+        grads.append(grad.transpose(1, 2) @ inputs)
+        if i:  # through the ReLU that made `inputs`: its output is > 0 where it passed
+            grad = torch.bmm(grad, weights[i]) * (inputs > 0)
+    return grads[::-1]
