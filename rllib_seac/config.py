@@ -9,6 +9,16 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_seac._rllib_internals import mark_notices_not_for_seac_shown
 
+# Re-exported: checkpoints saved before agent_modules.py pickled the mapping
+# functions as rllib_seac.config.agent_is_module / all_agents_share.
+from rllib_seac.agent_modules import (  # noqa: F401
+    SHARED_MODULE_ID,
+    agent_is_module,
+    agents_of_each_module,
+    all_agents_share,
+    complete_grouping,
+)
+
 mark_notices_not_for_seac_shown()
 
 SEAC_TARGETS = ("paper", "reference")
@@ -18,7 +28,6 @@ NUMBER_RANGES = (
     ("vf_loss_coeff", 0, True),
     ("adam_eps", 0, False),
 )
-SHARED_MODULE_ID = "shared"
 
 
 class SEACConfigError(ValueError):
@@ -32,14 +41,6 @@ def _is_number(value) -> bool:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def agent_is_module(agent_id, episode=None, **kwargs):
-    return agent_id
-
-
-def all_agents_share(agent_id, episode=None, **kwargs):
-    return SHARED_MODULE_ID
 
 
 def _probe_env(env, env_config: dict, algorithm: str = "SEAC"):
@@ -211,15 +212,14 @@ class SEACConfig(AlgorithmConfig):
 
     def module_agents(self) -> dict[str, list[str]]:
         """ModuleID -> the agents it acts for, in agent order."""
-        groups: dict[str, list[str]] = {}
-        for aid in self.agent_ids:
-            groups.setdefault(self.policy_mapping_fn(aid, None), []).append(aid)
-        return groups
+        return agents_of_each_module(self.policy_mapping_fn, self.agent_ids)
 
     def validate(self) -> None:
         self._validate_seac_settings()
         if self.env is not None and self.agent_ids is None:
             self._set_up_agents_from_env()
+        if self.agent_ids is not None:
+            self._complete_grouping()
         super().validate()
 
     def _validate_seac_settings(self) -> None:
@@ -296,15 +296,22 @@ class SEACConfig(AlgorithmConfig):
         self.rollout_fragment_length = self.n_steps
 
     def _set_up_agents_from_env(self) -> None:
-        """One module per agent (or one shared), named after the env's agent ids."""
+        """The env's agent ids, from one instance of it."""
         try:
             agents, _ = _probe_env(self.env, dict(self.env_config))
         except ValueError as e:
             raise SEACConfigError(str(e)) from None
         self.agent_ids = agents
-        if self.shared_policy:
-            self.multi_agent(policies={SHARED_MODULE_ID}, policy_mapping_fn=all_agents_share)
-        else:
-            # A list, not a set: module order (and so which module draws which initial
-            # weights) must not depend on the process's string hashing.
-            self.multi_agent(policies=list(agents), policy_mapping_fn=agent_is_module)
+
+    def _complete_grouping(self) -> None:
+        """Keeps the user's `multi_agent(policies=..., policy_mapping_fn=...)`, filling
+        in what is unset: one module per agent, or one shared (`shared_policy`)."""
+        try:
+            grouping = complete_grouping(self, self.agent_ids, self.shared_policy)
+        except ValueError as e:
+            raise SEACConfigError(f"Bad SEAC config: {e}") from None
+        # Only on a change: validate() also runs on frozen (read-only) configs.
+        if list(grouping["policies"]) != list(self.policies) or (
+            grouping["policy_mapping_fn"] is not self.policy_mapping_fn
+        ):
+            self.multi_agent(**grouping)

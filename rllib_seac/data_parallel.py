@@ -51,9 +51,9 @@ class DataParallelSEACLearner(SEACTorchLearner):
         try:
             losses = super().compute_losses(fwd_out=fwd_out, batch=batch)
         except FloatingPointError:
-            _all_agree(False)
+            _all_agree(False, self.device)
             raise
-        if not _all_agree(True):
+        if not _all_agree(True, self.device):
             raise FloatingPointError(NON_FINITE_ELSEWHERE)
         return losses
 
@@ -68,8 +68,9 @@ class DataParallelSEACLearner(SEACTorchLearner):
         return grads
 
 
-def _all_agree(ok: bool) -> bool:
-    """True when every learner's `ok` is True."""
-    flag = torch.tensor([0.0 if ok else 1.0])
+def _all_agree(ok: bool, device) -> bool:
+    """True when every learner's `ok` is True. The flag lives on the learner's
+    device: NCCL (GPU learners) reduces only CUDA tensors, gloo CPU ones."""
+    flag = torch.tensor([0.0 if ok else 1.0], device=device)
     dist.all_reduce(flag)
     return flag.item() == 0.0

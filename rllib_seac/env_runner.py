@@ -32,6 +32,11 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
+from rllib_seac.agent_modules import (
+    agent_indices_of_each_module,
+    agents_of_each_module,
+    module_of_each_agent,
+)
 from rllib_seac.env_batch import EnvBatch
 from rllib_seac.learner import set_torch_threads
 from rllib_seac.rl_module import flat_parameters, load_flat_parameters
@@ -83,7 +88,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         self._stop_rollouts()
         config, seed = self.config, self._seed
         n_envs, processes = config.num_envs_per_env_runner, config.num_env_processes_per_env_runner
-        module_of_agent = [config.policy_mapping_fn(aid, None) for aid in self.agent_ids]
+        module_of_agent = module_of_each_agent(config.policy_mapping_fn, self.agent_ids)
         if processes:
             self._rollouts = RolloutWorkers(
                 config.env,
@@ -119,9 +124,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             ),
             **{
                 mid: (self._obs_space, self._act_space)
-                for mid in dict.fromkeys(
-                    self.config.policy_mapping_fn(a, None) for a in self.agent_ids
-                )
+                for mid in agents_of_each_module(self.config.policy_mapping_fn, self.agent_ids)
             },
         }
 
@@ -178,9 +181,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             self._rollouts.weights_changed()
 
     def _by_module(self, out: dict) -> dict[str, dict[str, np.ndarray]]:
-        rows: dict[str, list[int]] = {}
-        for j, aid in enumerate(self.agent_ids):
-            rows.setdefault(self.config.policy_mapping_fn(aid, None), []).append(j)
+        rows = agent_indices_of_each_module(self.config.policy_mapping_fn, self.agent_ids)
         return {mid: {col: v[idx] for col, v in out.items()} for mid, idx in rows.items()}
 
     def _log_episode(self, returns: np.ndarray, length: int) -> None:
@@ -243,11 +244,12 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
     @torch.no_grad()
     def copy_weights_from(self, module) -> None:
-        """In-process weight sync from the learner's MultiRLModule."""
+        """In-process weight sync from the learner's MultiRLModule (on the learner's
+        device: a GPU learner's weights are copied to this runner's CPU module)."""
         for mid in module.keys():
-            torch._foreach_copy_(
-                list(self.module[mid].parameters()), list(module[mid].parameters())
-            )
+            params = list(self.module[mid].parameters())
+            weights = [w.to(p.device) for w, p in zip(module[mid].parameters(), params)]
+            torch._foreach_copy_(params, weights)
         self._on_new_weights()
 
     def get_ctor_args_and_kwargs(self):

@@ -19,6 +19,7 @@ from ray.rllib.utils.metrics import (
 from torch.optim.adam import adam as adam_step
 
 from rllib_seac import _rllib_internals, loss_gradients, losses
+from rllib_seac.agent_modules import module_of_each_agent
 from rllib_seac.rl_module import stack_mlps, stacked_forward
 
 # Columns of a SEAC train batch. Each module's batch holds its agents' data laid
@@ -73,7 +74,10 @@ class SEACTorchLearner(TorchLearner):
         groups = self.config.module_agents()
         self._module_ids = list(groups)
         agents = list(self.config.agent_ids)
-        owner = [self._module_ids.index(self.config.policy_mapping_fn(a, None)) for a in agents]
+        owner = [
+            self._module_ids.index(m)
+            for m in module_of_each_agent(self.config.policy_mapping_fn, agents)
+        ]
         self._agents_per_module = [len(groups[m]) for m in self._module_ids]
         own_only = self.config.seac_lambda == 0 and len(self._module_ids) > 1
         # streams[m]: which agents' data module m is evaluated on (its k's).
