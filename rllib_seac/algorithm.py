@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
-
 import numpy as np
 import ray
 from ray.exceptions import RayTaskError
@@ -21,7 +18,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_seac._rllib_internals import local_learner
-from rllib_seac.evaluation import CONFIG_FILE, CheckpointError
+from rllib_seac.checkpoints import CheckpointError, saved_config_state
 from rllib_seac.learner import REWARDS
 from rllib_seac.rl_module import flat_parameters
 
@@ -166,12 +163,10 @@ def _train_batches(rollouts: list[dict], n_learners: int) -> list[MultiAgentBatc
 def _check_same_agents(path, agent_ids: list[str]) -> None:
     """Refuses a checkpoint of other agents: RLlib would load the modules whose ids
     match and silently leave the others untrained."""
-    config_file = Path(path) / CONFIG_FILE
-    if not config_file.is_file():  # not a whole-algorithm checkpoint on this machine
+    config_state = saved_config_state(path)
+    if config_state is None:  # not a whole-algorithm checkpoint on this machine
         return
-    with open(config_file, "rb") as f:
-        (saved_config, *_), _ = pickle.load(f)["ctor_args_and_kwargs"]
-    saved = list(saved_config.get("agent_ids") or [])
+    saved = list(config_state.get("agent_ids") or [])
     if saved != list(agent_ids):
         raise CheckpointError(
             f"cannot restore {path}: it was trained with {len(saved)} agents ({', '.join(saved)}), "

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rllib_seac import SEAC, SEACConfig
-from rllib_seac.evaluation import CheckpointError
+from rllib_seac.checkpoints import CheckpointError
 
 RWARE = "rware-tiny-2ag-v2"
 UPDATES = 10  # per iteration; 4 envs x 5 steps = 20 env steps per update
@@ -66,6 +66,33 @@ def test_two_iterations(variant, training, modules, has_is_weights):
             assert stats["is_weight_min"] <= stats["is_weight_mean"] <= stats["is_weight_max"]
             assert stats["is_weight_min"] <= stats["is_weight_q05"] <= stats["is_weight_q95"]
         # Every module was trained: its weights moved.
+        assert any(not torch.equal(before[m][k], after[m][k]) for k in before[m]), m
+
+
+def test_two_agents_per_module_train_as_the_user_grouped_them():
+    def pairs(agent_id, episode=None, **kwargs):
+        return "front" if agent_id in ("agent_0", "agent_1") else "back"
+
+    config = (
+        SEACConfig()
+        .environment("rware-tiny-4ag-v2")
+        .training(updates_per_iteration=2)
+        .multi_agent(policies=["front", "back"], policy_mapping_fn=pairs)
+        .debugging(seed=0)
+    )
+    algo = config.build_algo()
+    try:
+        before = {m: weights(algo, m) for m in ("front", "back")}
+        result = algo.train()
+        after = {m: weights(algo, m) for m in ("front", "back")}
+        assert set(algo.config.policies) == {"front", "back"}
+    finally:
+        algo.stop()
+    for m in ("front", "back"):
+        stats = result["learners"][m]
+        # Two agents' data per update: 2 x 4 envs x 5 steps, 2 updates.
+        assert stats["num_module_steps_trained"] == 2 * 2 * 20
+        assert np.isfinite(stats["total_loss"]) and "is_weight_mean" in stats
         assert any(not torch.equal(before[m][k], after[m][k]) for k in before[m]), m
 
 

@@ -14,7 +14,7 @@ def evaluate(args) -> int:
     check_at_least(args.episodes, 1, "--episodes")
     check_at_least(args.seed, 0, "--seed")
     import_user_modules(args.imports)
-    from rllib_seac.evaluation import CheckpointError
+    from rllib_seac.checkpoints import CheckpointError
     from rllib_seac.evaluation import evaluate as run_evaluation
 
     try:
@@ -34,7 +34,7 @@ def render(args) -> int:
     if Path(args.out).suffix.lower() != ".gif":
         raise UsageError(f"--out must name a .gif file, got {args.out}.")
     import_user_modules(args.imports)
-    from rllib_seac.evaluation import CheckpointError
+    from rllib_seac.checkpoints import CheckpointError
     from rllib_seac.rendering import RenderError, render_gif
 
     try:
@@ -68,7 +68,7 @@ def plot(args) -> int:
 
 def import_authors(args) -> int:
     from rllib_seac.authors_import import import_authors_agents
-    from rllib_seac.evaluation import CheckpointError
+    from rllib_seac.checkpoints import CheckpointError
 
     try:
         path = import_authors_agents(args.directory, args.env, args.out)
