@@ -19,7 +19,7 @@ from ray.rllib.utils.metrics import (
 
 from rllib_seac._rllib_internals import local_learner
 from rllib_seac.checkpoints import CheckpointError, saved_config_state
-from rllib_seac.learner import REWARDS
+from rllib_seac.columns import REWARDS
 from rllib_seac.rl_module import flat_parameters
 
 

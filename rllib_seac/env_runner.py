@@ -38,9 +38,10 @@ from rllib_seac.agent_modules import (
     module_of_each_agent,
 )
 from rllib_seac.env_batch import EnvBatch
-from rllib_seac.learner import set_torch_threads
 from rllib_seac.rl_module import flat_parameters, load_flat_parameters
 from rllib_seac.rollouts import RolloutCollector, RolloutWorkers
+from rllib_seac.seeding import derived_seed
+from rllib_seac.torch_threads import set_torch_threads
 
 # The in-process collector's envs, observations and random streams (see
 # RolloutCollector.get_state): checkpoints then resume a run exactly.
@@ -103,9 +104,8 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             self._weights_changed = True
         else:
             envs = EnvBatch(config.env, self._env_config, n_envs, seed)
-            collector_seed = None if seed is None else seed * 1000
             self._rollouts = RolloutCollector(
-                envs, self.module, module_of_agent, config.n_steps, collector_seed
+                envs, self.module, module_of_agent, config.n_steps, derived_seed(seed, 0)
             )
         self._n_envs = n_envs
 

@@ -22,6 +22,7 @@ from rllib_seac.checkpoints import MODULES_DIR, CheckpointError, find_checkpoint
 from rllib_seac.config import SEACConfig
 from rllib_seac.envs import make_env
 from rllib_seac.labels import env_label, variant_name
+from rllib_seac.seeding import action_generator
 from rllib_seac.seql import SEQLConfig
 
 STOCHASTIC = "stochastic policies"
@@ -78,15 +79,6 @@ def _policy_net(module, greedy: bool):
     if not greedy:
         return module.actor
     return lambda obs: module.compute_q_values({Columns.OBS: obs})["qf_preds"]
-
-
-def action_generator(seed: int | None) -> torch.Generator:
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()  # a fresh seed: an unseeded Generator always starts the same
-    else:
-        generator.manual_seed(seed)
-    return generator
 
 
 def run_episode(

@@ -20,31 +20,23 @@ from torch.optim.adam import adam as adam_step
 
 from rllib_seac import _rllib_internals, loss_gradients, losses
 from rllib_seac.agent_modules import module_of_each_agent
+from rllib_seac.columns import (
+    ACTIONS,
+    BEHAVIOUR_LOGP,
+    COLUMNS,
+    NEXT_OBS,
+    OBS,
+    REWARDS,
+    TERMINATEDS,
+    TRUNCATEDS,
+)
 from rllib_seac.rl_module import stack_mlps, stacked_forward
-
-# Columns of a SEAC train batch. Each module's batch holds its agents' data laid
-# out [agents of the module, envs, n_steps] and flattened to rows.
-OBS, NEXT_OBS, ACTIONS, REWARDS = "obs", "new_obs", "actions", "rewards"
-TERMINATEDS, TRUNCATEDS, BEHAVIOUR_LOGP = "terminateds", "truncateds", "action_logp"
-COLUMNS = (OBS, NEXT_OBS, ACTIONS, REWARDS, TERMINATEDS, TRUNCATEDS, BEHAVIOUR_LOGP)
+from rllib_seac.torch_threads import set_torch_threads
 
 
 def _nothing_trained() -> dict:
     """What `update` counts between two reports."""
     return {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}}
-
-
-def set_torch_threads(n: int | None) -> None:
-    """`config.torch_num_threads` for this process (None: leave it as it is).
-
-    Applied wherever SEAC's learner or env runner is built, the user's driver
-    process included when they run there (the default, one-process mode): that
-    is where SEAC's work runs, and its batches of tens of rows are faster on one
-    thread than on several that spin against env stepping. Set None to keep the
-    process's own setting.
-    """
-    if n is not None and torch.get_num_threads() != n:
-        torch.set_num_threads(n)
 
 
 def _is_plain_adam(optimizer, params: list) -> bool:

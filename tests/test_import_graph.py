@@ -105,9 +105,7 @@ def test_module_level_imports_have_no_cycle():
 
 def test_deferred_imports_close_no_cycle_but_the_documented_ones():
     top, deferred = graph()
-    edges = {
-        m: top[m] | {t for t in deferred[m] if (m, t) not in ALLOWED_DEFERRED} for m in top
-    }
+    edges = {m: top[m] | {t for t in deferred[m] if (m, t) not in ALLOWED_DEFERRED} for m in top}
     found = cycle(edges)
     assert found is None, "import cycle through a function-level import: " + " -> ".join(found)
     for m, t in ALLOWED_DEFERRED:

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 from rllib_seac import SEACConfig
-from rllib_seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
-from rllib_seac.learner import (
+from rllib_seac.columns import (
     ACTIONS,
     BEHAVIOUR_LOGP,
     NEXT_OBS,
@@ -26,6 +25,7 @@ from rllib_seac.learner import (
     TERMINATEDS,
     TRUNCATEDS,
 )
+from rllib_seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
 
 OBS_DIM, N_ACTIONS, N_ENVS, N_STEPS = 6, 4, 3, 5
 GAMMA, VF_COEF, ENT_COEF = 0.99, 0.5, 0.01
