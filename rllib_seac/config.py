@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -21,7 +22,10 @@ from rllib_seac.agent_modules import (  # noqa: F401
 
 mark_notices_not_for_seac_shown()
 
-SEAC_TARGETS = ("paper", "reference")
+SEAC_TARGETS = ("paper", "authors")
+# seac_target's old name for "authors", still accepted with a FutureWarning (the
+# category Python shows end users by default for deprecated features).
+DEPRECATED_TARGETS = {"reference": "authors"}
 # Settings that must be a number above a bound: (name, bound, bound allowed).
 NUMBER_RANGES = (
     ("entropy_coeff", 0, True),
@@ -135,8 +139,9 @@ class SEACConfig(AlgorithmConfig):
             seac_lambda: lambda of Eqs. 4 and 5, the weight of other agents'
                 experience. 0 gives IAC (independent A2C).
             seac_target: "paper" bootstraps the n-step target of agent k's data with
-                the trained agent's critic V_i, as Eq. 5 writes; "reference" uses
-                V_k, as the authors' public code does.
+                the trained agent's critic V_i, as Eq. 5 writes; "authors" uses V_k,
+                as the authors' public code does ("reference", its old name, still
+                works and warns).
             is_weight_clip: Upper clip of the importance weights (None: unclipped).
             shared_policy: SNAC: one module shared by all agents, trained on the
                 sum of their losses.
@@ -260,6 +265,14 @@ class SEACConfig(AlgorithmConfig):
                 "num_envs_per_env_runner must be an integer >= 1, got "
                 f"{self.num_envs_per_env_runner!r}."
             )
+        if self.seac_target in DEPRECATED_TARGETS:
+            new = DEPRECATED_TARGETS[self.seac_target]
+            warnings.warn(
+                f'seac_target="{self.seac_target}" is deprecated: use seac_target="{new}".',
+                FutureWarning,
+                stacklevel=3,
+            )
+            self.seac_target = new
         if self.seac_target not in SEAC_TARGETS:
             fail(f"seac_target must be one of {SEAC_TARGETS}, got {self.seac_target!r}.")
         if not _is_int(self.n_steps) or self.n_steps < 1:

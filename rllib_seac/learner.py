@@ -86,11 +86,12 @@ class SEACTorchLearner(TorchLearner):
         self._streams = torch.tensor(streams, device=device)
         self._owner = torch.tensor(owner, device=device)
         arange = torch.arange(len(streams), device=device)
-        self._own = self._owner[self._streams] == arange[:, None]
+        # is_own[m, k]: stream k is module m's own experience (weight 1 in Eqs. 4, 5).
+        self._is_own = self._owner[self._streams] == arange[:, None]
         # (module, stream) index pairs of other agents' data, for the IS weight stats.
-        self._others = (~self._own).nonzero(as_tuple=True)
+        self._others = (~self._is_own).nonzero(as_tuple=True)
         self._shared_inputs = not own_only
-        self._has_other_data = bool((~self._own).any())
+        self._has_other_data = bool((~self._is_own).any())
         self._stats: dict = {}
         self._trained = _nothing_trained()
         self._layers = self._linear_layers() if self.hand_written_gradients else None
@@ -195,25 +196,25 @@ class SEACTorchLearner(TorchLearner):
         logp = log_pi.gather(-1, pairs[ACTIONS].long().unsqueeze(-1)).squeeze(-1)
         entropy = -(log_pi.exp() * log_pi).sum(-1)
 
-        if cfg.seac_target == "reference" and self._shared_inputs:
+        if cfg.seac_target == "authors" and self._shared_inputs:
             # As the authors' code: agent k's targets bootstrap with k's own critic.
             streams = torch.arange(len(self._owner), device=self._owner.device)
             next_values = next_values[self._owner, streams].expand_as(next_values)
-        # y^k_i of Eq. 5: n-step returns, bootstrapped with V_i (paper) or V_k.
-        returns = losses.n_step_returns(
+        # y^k_i of Eq. 5: n-step targets, bootstrapped with V_i (paper) or V_k.
+        targets = losses.n_step_targets(
             pairs[REWARDS],
             next_values,
             pairs[TERMINATEDS],
             pairs[TRUNCATEDS],
             cfg.gamma,
         )
-        advantages = returns - values
+        advantages = targets - values
         is_weights = losses.importance_weights(logp, pairs[BEHAVIOUR_LOGP], cfg.is_weight_clip)
-        coefficients = losses.sample_coefficients(self._own, is_weights, cfg.seac_lambda)
+        weights = losses.experience_weights(self._is_own, is_weights, cfg.seac_lambda)
 
-        policy = losses.policy_loss(logp, advantages, coefficients)  # Eq. 4
-        value = losses.value_loss(advantages, coefficients)  # Eq. 5
-        bonus = losses.entropy_bonus(entropy, self._own)
+        policy = losses.policy_loss(logp, advantages, weights)  # Eq. 4
+        value = losses.value_loss(advantages, weights)  # Eq. 5
+        bonus = losses.entropy_bonus(entropy, self._is_own)
         total = losses.total_loss(policy, value, bonus, cfg.vf_loss_coeff, cfg.entropy_coeff)
 
         if not torch.isfinite(total).all():
@@ -224,7 +225,7 @@ class SEACTorchLearner(TorchLearner):
             "total": total,
             "log_pi": log_pi,
             "advantages": advantages,
-            "coefficients": coefficients,
+            "experience_weights": weights,
         }
 
     def _raise_non_finite(self, data, terms) -> None:
@@ -320,12 +321,12 @@ class SEACTorchLearner(TorchLearner):
             terms["log_pi"],
             pairs[ACTIONS].long(),
             terms["advantages"],
-            terms["coefficients"],
-            self._own,
+            terms["experience_weights"],
+            self._is_own,
             cfg.entropy_coeff,
         )
         d_values = loss_gradients.values_gradient(
-            terms["advantages"], terms["coefficients"], cfg.vf_loss_coeff
+            terms["advantages"], terms["experience_weights"], cfg.vf_loss_coeff
         )
         grads = loss_gradients.mlp_backward(
             stacked["actor"][0], outputs["actor"], d_logits.reshape(n_modules, -1, logits.shape[-1])

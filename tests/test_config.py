@@ -13,7 +13,7 @@ RWARE = "rware-tiny-2ag-v2"
     [
         (dict(seac_lambda=-0.5), "seac_lambda must be a number >= 0, got -0.5"),
         (dict(n_steps=0), "n_steps must be an integer >= 1, got 0"),
-        (dict(seac_target="critic_k"), "seac_target must be one of ('paper', 'reference')"),
+        (dict(seac_target="critic_k"), "seac_target must be one of ('paper', 'authors')"),
         (dict(is_weight_clip=0), "is_weight_clip must be None or > 0"),
         (dict(updates_per_iteration=0), "updates_per_iteration must be an integer >= 1"),
         (dict(lr=-1), "lr must be a number > 0 (or a schedule of such), got -1."),
@@ -161,3 +161,10 @@ def test_a_grouping_that_misses_agents_or_modules_is_refused(multi_agent, traini
     with pytest.raises(SEACConfigError, match="Bad SEAC config") as err:
         config.validate()
     assert message in str(err.value)
+
+
+def test_the_old_name_of_the_authors_target_still_works_and_warns():
+    config = SEACConfig().environment(RWARE).training(seac_target="reference")
+    with pytest.warns(FutureWarning, match='use seac_target="authors"'):
+        config.validate()
+    assert config.seac_target == "authors"

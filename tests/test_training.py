@@ -34,7 +34,7 @@ def weights(algo, module_id):
     "variant, training, modules, has_is_weights",
     [
         ("SEAC", dict(seac_lambda=1.0), ["agent_0", "agent_1"], True),
-        ("SEAC-reference-target", dict(seac_target="reference"), ["agent_0", "agent_1"], True),
+        ("SEAC-authors-target", dict(seac_target="authors"), ["agent_0", "agent_1"], True),
         ("IAC", dict(seac_lambda=0.0), ["agent_0", "agent_1"], False),
         ("SNAC", dict(shared_policy=True), ["shared"], False),
     ],
