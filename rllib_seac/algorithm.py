@@ -17,7 +17,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rllib_seac._rllib_internals import local_learner
+from rllib_seac._rllib_internals import local_learner, rllib_env_id_and_creator
 from rllib_seac.checkpoints import CheckpointError, saved_config_state
 from rllib_seac.columns import REWARDS
 from rllib_seac.rl_module import flat_parameters
@@ -40,13 +40,14 @@ class SEAC(Algorithm):
 
         return SEACConfig()
 
+    # Overrides a protected static method of Algorithm (see _rllib_internals).
     @staticmethod
     def _get_env_id_and_creator(env_specifier, config):
         # SEAC's env runners build envs with `rllib_seac.make_env`, which also
         # takes a plain function of the env config; RLlib's lookup refuses those.
         if callable(env_specifier) and not isinstance(env_specifier, type):
             return None, env_specifier
-        return Algorithm._get_env_id_and_creator(env_specifier, config)
+        return rllib_env_id_and_creator(env_specifier, config)
 
     def training_step(self) -> None:
         n_updates = self.config.updates_per_iteration

@@ -35,16 +35,6 @@ class DataParallelSEACLearner(SEACTorchLearner):
             for param in self.module[module_id].parameters():
                 dist.broadcast(param.data, src=0)
 
-    def _uncompiled_update(self, batch, **kwargs):
-        # TorchLearner's own enters each module's DDP `no_sync()`, which unwrapped
-        # modules do not have; otherwise the same steps.
-        self._compute_off_policyness(batch)
-        fwd_out = self.module.forward_train(batch)
-        loss_per_module = self.compute_losses(fwd_out=fwd_out, batch=batch)
-        gradients = self.compute_gradients(loss_per_module)
-        self.apply_gradients(self.postprocess_gradients(gradients))
-        return fwd_out, loss_per_module, {}
-
     def compute_losses(self, *, fwd_out, batch):
         # A learner that stops on a non-finite loss must not leave the others
         # waiting for its gradients in all_reduce: all agree first.

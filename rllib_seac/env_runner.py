@@ -32,6 +32,11 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
+from rllib_seac._rllib_internals import (
+    checkpoint_component_wanted,
+    checkpoint_subcomponents,
+    env_runner_seed,
+)
 from rllib_seac.agent_modules import (
     agent_indices_of_each_module,
     agents_of_each_module,
@@ -87,7 +92,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
     def _start_rollouts(self) -> None:
         self._stop_rollouts()
-        config, seed = self.config, self._seed
+        config, seed = self.config, env_runner_seed(self)
         n_envs, processes = config.num_envs_per_env_runner, config.num_env_processes_per_env_runner
         module_of_agent = module_of_each_agent(config.policy_mapping_fn, self.agent_ids)
         if processes:
@@ -215,10 +220,10 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         state = {NUM_ENV_STEPS_SAMPLED_LIFETIME: self.num_env_steps_sampled_lifetime}
         if isinstance(self._rollouts, RolloutCollector):
             state[ROLLOUT_STATE] = self._rollouts.get_state()
-        if self._check_component(COMPONENT_RL_MODULE, components, not_components):
+        if checkpoint_component_wanted(self, COMPONENT_RL_MODULE, components, not_components):
             state[COMPONENT_RL_MODULE] = self.module.get_state(
-                components=self._get_subcomponents(COMPONENT_RL_MODULE, components),
-                not_components=self._get_subcomponents(COMPONENT_RL_MODULE, not_components),
+                components=checkpoint_subcomponents(self, COMPONENT_RL_MODULE, components),
+                not_components=checkpoint_subcomponents(self, COMPONENT_RL_MODULE, not_components),
                 **kwargs,
             )
             state[WEIGHTS_SEQ_NO] = self._weights_seq_no

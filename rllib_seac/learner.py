@@ -147,7 +147,7 @@ class SEACTorchLearner(TorchLearner):
         }
 
     def configure_optimizers_for_module(self, module_id, config=None):
-        params = self.get_parameters(self._module[module_id])
+        params = self.get_parameters(self.module[module_id])
         self.register_optimizer(
             module_id=module_id,
             optimizer=torch.optim.Adam(params, eps=config.adam_eps, fused=True),
