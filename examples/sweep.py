@@ -19,7 +19,7 @@ from pathlib import Path
 from ray import tune
 
 import rllib_seac
-from rllib_seac.plotting import plot
+from rllib_seac.analysis.plotting import plot
 
 # The values each setting is swept over unless --values says otherwise.
 DEFAULT_VALUES = {

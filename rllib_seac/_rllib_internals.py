@@ -75,7 +75,7 @@ def registered_env_creator(name: str):
     return None
 
 
-# --- Learner: the direct update path (rllib_seac.learner.SEACTorchLearner.update) ---
+# --- Learner: the direct update path (rllib_seac.seac.learner.SEACTorchLearner.update) ---
 # RLlib's `Learner.update` wraps every gradient step in a minibatch iterator, Ray
 # gauges and ~20 metric logs, a sixth of a 20-sample A2C step. SEAC's direct path
 # keeps RLlib's step and counters but does that bookkeeping once per report; these

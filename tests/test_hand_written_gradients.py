@@ -13,7 +13,7 @@ import torch
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from test_losses import make_learner, make_streams, to_batch
 
-from rllib_seac import loss_gradients
+from rllib_seac.seac import loss_gradients
 
 CASES = {
     "seac-2": dict(n_agents=2),

@@ -25,7 +25,7 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
+from rllib_seac.seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
 
 OBS_DIM, N_ACTIONS, N_ENVS, N_STEPS = 6, 4, 3, 5
 GAMMA, VF_COEF, ENT_COEF = 0.99, 0.5, 0.01
@@ -251,7 +251,7 @@ def test_snac_is_one_module_trained_on_the_sum_of_agent_losses(n_agents):
 
 
 def test_n_step_targets_by_hand():
-    from rllib_seac.losses import n_step_targets
+    from rllib_seac.seac.losses import n_step_targets
 
     rewards = torch.tensor([1.0, 2.0, 3.0])
     next_values = torch.tensor([10.0, 20.0, 30.0])

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +272,26 @@ def test_a_checkpoint_of_other_agents_is_refused(tmp_path):
             four.restore_from_path(path)
     finally:
         four.stop()
+
+
+def test_a_checkpoint_saved_before_the_package_layout_moved_restores():
+    # Saved by the flat layout (its pickles name rllib_seac.config.SEACConfig,
+    # rllib_seac.env_runner.SEACEnvRunner, ...): the old module names still import.
+    import importlib
+
+    from rllib_seac import MOVED_MODULES
+
+    for old, new in MOVED_MODULES.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    checkpoint = (
+        Path(__file__).resolve().parents[1] / "docs/results/rware-tiny-4ag-v2/SEAC-seed0/checkpoint"
+    )
+    algo = SEAC.from_checkpoint(str(checkpoint))
+    try:
+        assert algo.config.agent_ids == ["agent_0", "agent_1", "agent_2", "agent_3"]
+        trained = {k: v.clone() for k, v in algo.get_module("agent_0").state_dict().items()}
+        assert algo.train()["env_runners"]["num_env_steps_sampled_lifetime"] > 0
+        after = algo.get_module("agent_0").state_dict()
+        assert any(not torch.equal(trained[k], after[k]) for k in trained)
+    finally:
+        algo.stop()

@@ -304,7 +304,7 @@ def _run(exp: Experiment, resume: bool, verbose: int, callbacks: list) -> int:
     from ray import tune
 
     from rllib_seac.cli.progress import ReturnReporter, print_summary
-    from rllib_seac.config import SEACConfig
+    from rllib_seac.seac.config import SEACConfig
 
     # Only the file's settings: the algorithm fills in its defaults.
     param_space = {"env": exp.env, **trial_settings(exp, {})}

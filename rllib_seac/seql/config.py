@@ -147,8 +147,8 @@ class SEQLConfig(DQNConfig):
         """One module per agent named after the env's agent ids; the agents' spaces
         must be equal, since each agent's Q-network also reads the others' data."""
         from rllib_seac.agent_modules import default_grouping
-        from rllib_seac.config import _probe_env
         from rllib_seac.envs import register_envs
+        from rllib_seac.seac.config import _probe_env
 
         if isinstance(self.env, str):
             register_envs([self.env])  # RLlib's env runners look names up in Tune's registry

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rllib_seac.evaluation import AgentPolicies, run_episode
-from rllib_seac.labels import env_label
+from rllib_seac.analysis.evaluation import AgentPolicies, run_episode
+from rllib_seac.analysis.labels import env_label
 from rllib_seac.seeding import action_generator
 
 HEADLESS_HINT = (

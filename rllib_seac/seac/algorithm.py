@@ -20,7 +20,7 @@ from ray.rllib.utils.metrics import (
 from rllib_seac._rllib_internals import local_learner, rllib_env_id_and_creator
 from rllib_seac.checkpoints import CheckpointError, saved_config_state
 from rllib_seac.columns import REWARDS
-from rllib_seac.rl_module import flat_parameters
+from rllib_seac.seac.rl_module import flat_parameters
 
 
 class SEAC(Algorithm):
@@ -36,7 +36,7 @@ class SEAC(Algorithm):
 
     @classmethod
     def get_default_config(cls):
-        from rllib_seac.config import SEACConfig
+        from rllib_seac.seac.config import SEACConfig
 
         return SEACConfig()
 

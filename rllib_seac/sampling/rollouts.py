@@ -26,8 +26,8 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.env_batch import EnvBatch
-from rllib_seac.rl_module import load_flat_parameters
+from rllib_seac.sampling.env_batch import EnvBatch
+from rllib_seac.seac.rl_module import load_flat_parameters
 from rllib_seac.seeding import derived_seed
 
 

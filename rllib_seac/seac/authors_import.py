@@ -224,7 +224,7 @@ def import_authors_agents(directory, env: str, out, env_config: dict | None = No
     checked against the env: the authors' rware-small-4ag agents would import into
     any 4-agent rware env, all of which give 71-value observations.
     """
-    from rllib_seac.config import SEACConfig
+    from rllib_seac.seac.config import SEACConfig
 
     env_config = dict(env_config or {})
     out = Path(out).absolute()

@@ -11,7 +11,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from rllib_seac._rllib_internals import mark_notices_not_for_seac_shown
 
 # Re-exported: checkpoints saved before agent_modules.py pickled the mapping
-# functions as rllib_seac.config.agent_is_module / all_agents_share.
+# functions as rllib_seac.seac.config.agent_is_module / all_agents_share.
 from rllib_seac.agent_modules import (  # noqa: F401
     SHARED_MODULE_ID,
     agent_is_module,
@@ -69,7 +69,7 @@ class SEACConfig(AlgorithmConfig):
     """
 
     def __init__(self, algo_class=None):
-        from rllib_seac.algorithm import SEAC
+        from rllib_seac.seac.algorithm import SEAC
 
         super().__init__(algo_class=algo_class or SEAC)
         # Table 2: lr 3e-4, Adam eps 1e-3, gamma 0.99, entropy 0.01, value 0.5,
@@ -102,7 +102,7 @@ class SEACConfig(AlgorithmConfig):
         # Filled in by `validate()` from the env when left None.
         self.agent_ids = None
 
-        from rllib_seac.env_runner import SEACEnvRunner
+        from rllib_seac.sampling.env_runner import SEACEnvRunner
 
         self.env_runner_cls = SEACEnvRunner
         self.rollout_fragment_length = self.n_steps
@@ -194,7 +194,7 @@ class SEACConfig(AlgorithmConfig):
         return self
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
-        from rllib_seac.rl_module import SEACTorchRLModule
+        from rllib_seac.seac.rl_module import SEACTorchRLModule
 
         return RLModuleSpec(
             module_class=SEACTorchRLModule,
@@ -203,10 +203,10 @@ class SEACConfig(AlgorithmConfig):
 
     def get_default_learner_class(self):
         if self.num_learners > 1:
-            from rllib_seac.data_parallel import DataParallelSEACLearner
+            from rllib_seac.seac.data_parallel import DataParallelSEACLearner
 
             return DataParallelSEACLearner
-        from rllib_seac.learner import SEACTorchLearner
+        from rllib_seac.seac.learner import SEACTorchLearner
 
         return SEACTorchLearner
 

@@ -18,7 +18,7 @@ from ray.rllib.utils.metrics import (
 )
 from torch.optim.adam import adam as adam_step
 
-from rllib_seac import _rllib_internals, loss_gradients, losses
+from rllib_seac import _rllib_internals
 from rllib_seac.agent_modules import module_of_each_agent
 from rllib_seac.columns import (
     ACTIONS,
@@ -30,7 +30,8 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.rl_module import stack_mlps, stacked_forward
+from rllib_seac.seac import loss_gradients, losses
+from rllib_seac.seac.rl_module import stack_mlps, stacked_forward
 from rllib_seac.torch_threads import set_torch_threads
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from rllib_seac.learner import SEACTorchLearner
+from rllib_seac.seac.learner import SEACTorchLearner
 
 NON_FINITE_ELSEWHERE = (
     "SEAC stopped before updating the weights: another learner's share of the batch "

@@ -42,9 +42,9 @@ from rllib_seac.agent_modules import (
     agents_of_each_module,
     module_of_each_agent,
 )
-from rllib_seac.env_batch import EnvBatch
-from rllib_seac.rl_module import flat_parameters, load_flat_parameters
-from rllib_seac.rollouts import RolloutCollector, RolloutWorkers
+from rllib_seac.sampling.env_batch import EnvBatch
+from rllib_seac.sampling.rollouts import RolloutCollector, RolloutWorkers
+from rllib_seac.seac.rl_module import flat_parameters, load_flat_parameters
 from rllib_seac.seeding import derived_seed
 from rllib_seac.torch_threads import set_torch_threads
 

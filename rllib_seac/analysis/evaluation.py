@@ -18,10 +18,10 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 
 from rllib_seac.agent_modules import module_of_each_agent
+from rllib_seac.analysis.labels import env_label, variant_name
 from rllib_seac.checkpoints import MODULES_DIR, CheckpointError, find_checkpoint, saved_config
-from rllib_seac.config import SEACConfig
 from rllib_seac.envs import make_env
-from rllib_seac.labels import env_label, variant_name
+from rllib_seac.seac.config import SEACConfig
 from rllib_seac.seeding import action_generator
 from rllib_seac.seql import SEQLConfig
 
