@@ -21,7 +21,7 @@ import numpy as np
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 from rllib_seac import SEACConfig
-from rllib_seac.config import agent_is_module
+from rllib_seac.seac.config import agent_is_module
 
 OBS_DIM, N_ACTIONS, N_ENVS, N_STEPS = 71, 5, 4, 5
 

@@ -25,8 +25,15 @@ from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 import rllib_seac
-from rllib_seac.labels import variant_name
-from rllib_seac.plotting import RETURN, STEPS, final_return, group_trials, load_trials, plot_trials
+from rllib_seac.analysis.labels import variant_name
+from rllib_seac.analysis.plotting import (
+    RETURN,
+    STEPS,
+    final_return,
+    group_trials,
+    load_trials,
+    plot_trials,
+)
 
 # One trial per variant and seed: Tune's grid cannot leave out SNAC with lambda 0,
 # so the variants are preset points and only the seed is a grid.

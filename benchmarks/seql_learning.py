@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rllib_seac.plotting import RETURN, STEPS, Trial, load_trials, plot_trials
+from rllib_seac.analysis.plotting import RETURN, STEPS, Trial, load_trials, plot_trials
 from rllib_seac.seql.config import exponential_epsilon
 
 CONCURRENT_TRIALS = 2

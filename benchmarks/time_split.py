@@ -46,7 +46,7 @@ def learner_parts(algo, repeats: int = 200) -> dict[str, float]:
     apply: loss, zeroing + backward, clipping, Adam.
     """
     from rllib_seac._rllib_internals import local_learner
-    from rllib_seac.algorithm import _train_batches
+    from rllib_seac.seac.algorithm import _train_batches
 
     learner = local_learner(algo.learner_group)
     batch = _train_batches(algo._sample(), 1)[0]
@@ -95,7 +95,9 @@ def main(argv=None) -> int:
 
     import ray
 
-    from rllib_seac import SEACConfig, algorithm, env_batch, learner, rollouts
+    from rllib_seac import SEACConfig
+    from rllib_seac.sampling import env_batch, rollouts
+    from rllib_seac.seac import algorithm, learner
 
     totals = collections.Counter()
     time_calls(env_batch.EnvBatch, "step", "env_steps", totals)

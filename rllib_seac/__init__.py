@@ -1,12 +1,15 @@
 """Shared Experience Actor-Critic (SEAC) and Q-Learning (SEQL) for Ray RLlib's current API stack."""
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 # Imported on first use, so that `rllib --help` (rllib_seac.cli) starts without Ray.
 _LAZY = {
-    "SEAC": "rllib_seac.algorithm",
-    "SEACConfig": "rllib_seac.config",
-    "SEACConfigError": "rllib_seac.config",
+    "SEAC": "rllib_seac.seac.algorithm",
+    "SEACConfig": "rllib_seac.seac.config",
+    "SEACConfigError": "rllib_seac.seac.config",
     "env_names": "rllib_seac.envs",
     "make_env": "rllib_seac.envs",
     "register_envs": "rllib_seac.envs",
@@ -34,8 +37,8 @@ def register(envs=None) -> None:
     of `envs`) with Ray Tune."""
     from ray.tune.registry import register_trainable
 
-    from rllib_seac.algorithm import SEAC
     from rllib_seac.envs import register_envs
+    from rllib_seac.seac.algorithm import SEAC
     from rllib_seac.seql import SEQL
 
     register_trainable("SEAC", SEAC)
@@ -47,3 +50,49 @@ def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'rllib_seac' has no attribute {name!r}")
+
+
+# Where the modules of the flat layout went (rllib_seac/seac/, sampling/, analysis/).
+# RLlib checkpoints pickle class and function paths (rllib_seac.config.SEACConfig,
+# rllib_seac.env_runner.SEACEnvRunner, rllib_seac.config.agent_is_module, ...): the
+# old names stay importable, as the very same module objects, so that checkpoints
+# saved before the move restore and old imports keep working.
+MOVED_MODULES = {
+    f"rllib_seac.{name}": f"rllib_seac.{package}.{name}"
+    for package, names in {
+        "seac": (
+            "config",
+            "algorithm",
+            "learner",
+            "losses",
+            "loss_gradients",
+            "rl_module",
+            "data_parallel",
+            "authors_import",
+        ),
+        "sampling": ("env_runner", "rollouts", "env_batch"),
+        "analysis": ("evaluation", "rendering", "plotting", "labels"),
+    }.items()
+    for name in names
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old module name (MOVED_MODULES) as the module it moved to."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in MOVED_MODULES:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(MOVED_MODULES[spec.name])
+
+    def exec_module(self, module):
+        pass  # already executed under its new name
+
+
+# First: an old name must never be found as a file elsewhere on the path (say, an
+# editable install of an older checkout).
+if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModuleFinder())

@@ -75,7 +75,7 @@ def registered_env_creator(name: str):
     return None
 
 
-# --- Learner: the direct update path (rllib_seac.learner.SEACTorchLearner.update) ---
+# --- Learner: the direct update path (rllib_seac.seac.learner.SEACTorchLearner.update) ---
 # RLlib's `Learner.update` wraps every gradient step in a minibatch iterator, Ray
 # gauges and ~20 metric logs, a sixth of a 20-sample A2C step. SEAC's direct path
 # keeps RLlib's step and counters but does that bookkeeping once per report; these
@@ -138,3 +138,39 @@ def local_learner(learner_group):
     its weights into the env runner in place, or ships them as one flat array,
     instead of RLlib's state-dict round trip."""
     return learner_group._learner
+
+
+def rllib_env_id_and_creator(env_specifier, config):
+    """RLlib's `Algorithm._get_env_id_and_creator`: (env id, creator) of
+    `config.env`, looked up in Tune's registry or gymnasium's. `Algorithm.setup`
+    calls this protected static method to check the env; SEAC overrides it to also
+    take a plain function of the env config (what `rllib_seac.make_env` accepts)
+    and hands everything else to RLlib's own lookup, through this function."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    return Algorithm._get_env_id_and_creator(env_specifier, config)
+
+
+# --- EnvRunner and Checkpointable: SEAC's env runner implements get_state itself ---
+
+
+def env_runner_seed(env_runner) -> int | None:
+    """`EnvRunner._seed`: the seed RLlib's EnvRunner.__init__ derives for this
+    runner (config.seed + worker index, +1e6 for evaluation runners), None
+    unseeded. SEAC seeds its envs and action streams from it, as RLlib's own env
+    runners do; there is no public accessor."""
+    return env_runner._seed
+
+
+def checkpoint_component_wanted(checkpointable, name: str, components, not_components) -> bool:
+    """`Checkpointable._check_component`: whether `get_state(components=...,
+    not_components=...)` asks for component `name`. RLlib's own Checkpointables
+    (EnvRunners, Learners) call this protected helper in their `get_state`; SEAC's
+    env runner implements `get_state` the same way."""
+    return checkpointable._check_component(name, components, not_components)
+
+
+def checkpoint_subcomponents(checkpointable, name: str, components):
+    """`Checkpointable._get_subcomponents`: the parts of `components` below
+    component `name` ("rl_module/agent_0" -> "agent_0"), or None for all."""
+    return checkpointable._get_subcomponents(name, components)

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from rllib_seac import SEAC
-from rllib_seac.authors_import import import_authors_agents, read_authors_model
+from rllib_seac.analysis.evaluation import AgentPolicies
+from rllib_seac.checkpoints import CheckpointError
 from rllib_seac.cli import main
-from rllib_seac.evaluation import AgentPolicies, CheckpointError
+from rllib_seac.seac.authors_import import import_authors_agents, read_authors_model
 
 ENV = "rware-tiny-2ag-v2"  # 2 agents, 71 observation values, 5 actions
 OBS_DIM, N_ACTIONS, HIDDEN = 71, 5, 8

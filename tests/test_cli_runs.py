@@ -106,7 +106,7 @@ seac-keys:
 
 
 def checkpoint_env(checkpoint: Path) -> str:
-    from rllib_seac.evaluation import AgentPolicies
+    from rllib_seac.analysis.evaluation import AgentPolicies
 
     return AgentPolicies(checkpoint).config.env
 

@@ -228,8 +228,8 @@ def test_help_is_quick_and_imports_no_ray():
 
 
 def test_plot_kinds_are_the_plotting_module_s():
+    from rllib_seac.analysis.plotting import KINDS
     from rllib_seac.cli.parser import build_parser
-    from rllib_seac.plotting import KINDS
 
     plot = build_parser()._subparsers._group_actions[0].choices["plot"]
     (kind,) = [a for a in plot._actions if a.dest == "kind"]

@@ -13,7 +13,7 @@ RWARE = "rware-tiny-2ag-v2"
     [
         (dict(seac_lambda=-0.5), "seac_lambda must be a number >= 0, got -0.5"),
         (dict(n_steps=0), "n_steps must be an integer >= 1, got 0"),
-        (dict(seac_target="critic_k"), "seac_target must be one of ('paper', 'reference')"),
+        (dict(seac_target="critic_k"), "seac_target must be one of ('paper', 'authors')"),
         (dict(is_weight_clip=0), "is_weight_clip must be None or > 0"),
         (dict(updates_per_iteration=0), "updates_per_iteration must be an integer >= 1"),
         (dict(lr=-1), "lr must be a number > 0 (or a schedule of such), got -1."),
@@ -102,3 +102,69 @@ def test_env_settings_are_checked_at_validate_naming_the_env():
         "Bad env config for Foraging-8x8-2p-2f-v3: max_episode_steps must be an integer "
         ">= 1, got -5."
     )
+
+
+def pairs(agent_id, episode=None, **kwargs):
+    """rware-tiny-4ag's agents 0, 1 -> module "front", 2, 3 -> "back"."""
+    return "front" if agent_id in ("agent_0", "agent_1") else "back"
+
+
+def test_a_users_grouping_of_agents_is_kept():
+    config = SEACConfig().environment("rware-tiny-4ag-v2")
+    config.multi_agent(policies={"back", "front"}, policy_mapping_fn=pairs)
+    config.validate()
+    assert config.policy_mapping_fn is pairs
+    # Modules in the order of their first agent, whatever the set's order.
+    assert list(config.policies) == ["front", "back"]
+    assert config.module_agents() == {
+        "front": ["agent_0", "agent_1"],
+        "back": ["agent_2", "agent_3"],
+    }
+    # Policies left unset are filled in from the mapping.
+    config = SEACConfig().environment("rware-tiny-4ag-v2").multi_agent(policy_mapping_fn=pairs)
+    config.validate()
+    assert list(config.policies) == ["front", "back"]
+    # A mapping left unset is filled in for policies it can only mean.
+    config = SEACConfig().environment(RWARE).multi_agent(policies=["shared"])
+    config.validate()
+    assert config.module_agents() == {"shared": ["agent_0", "agent_1"]}
+
+
+@pytest.mark.parametrize(
+    "multi_agent, training, message",
+    [
+        (
+            dict(policies=["front"], policy_mapping_fn=pairs),
+            {},
+            "policy_mapping_fn maps agents to modules not in policies: ['back']",
+        ),
+        (
+            dict(policies=["front", "back", "spare"], policy_mapping_fn=pairs),
+            {},
+            "policies ['spare'] act for none of the env's agents",
+        ),
+        (
+            dict(policies=["front", "back"]),
+            {},
+            "policies ['back', 'front'] need a policy_mapping_fn",
+        ),
+        (
+            dict(policy_mapping_fn=pairs),
+            dict(shared_policy=True),
+            "shared_policy=True needs one module for all agents, but policy_mapping_fn gives 2",
+        ),
+    ],
+)
+def test_a_grouping_that_misses_agents_or_modules_is_refused(multi_agent, training, message):
+    config = SEACConfig().environment("rware-tiny-4ag-v2").training(**training)
+    config.multi_agent(**multi_agent)
+    with pytest.raises(SEACConfigError, match="Bad SEAC config") as err:
+        config.validate()
+    assert message in str(err.value)
+
+
+def test_the_old_name_of_the_authors_target_still_works_and_warns():
+    config = SEACConfig().environment(RWARE).training(seac_target="reference")
+    with pytest.warns(FutureWarning, match='use seac_target="authors"'):
+        config.validate()
+    assert config.seac_target == "authors"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rllib_seac import SEACConfig
-from rllib_seac.algorithm import _train_batches
+from rllib_seac.seac.algorithm import _train_batches
 
 RWARE = "rware-tiny-2ag-v2"
 UPDATES = 2

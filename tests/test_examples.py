@@ -82,3 +82,31 @@ def test_a_bad_setting_stops_the_example_before_ray_starts(tmp_path):
         "error: Bad SEAC config: seed must be an integer >= 0 (or None), got -1."
     )
     assert not (tmp_path / ".ray").exists()
+
+
+@pytest.mark.slow
+def test_sweep_grids_the_setting_and_plots_one_curve_per_value(tmp_path):
+    out = tmp_path / "results"
+    proc = run_example(
+        tmp_path,
+        "sweep.py",
+        *("--setting", "seac_lambda", "--values", 0.0, 1.0, "--seeds", 1),
+        *("--env", "rware-tiny-2ag-v2", "--env-steps", 2000, "--out", out),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = out / "seac-lambda-sweep"
+    trials = sorted(p.name for p in run_dir.glob("SEAC_*") if p.is_dir())
+    assert len(trials) == 2, trials
+    assert "seac_lambda=0.0" in trials[0] + trials[1] and "seac_lambda=1.0" in trials[0] + trials[1]
+    for figure in ("lambda.png", "returns.png"):
+        with Image.open(run_dir / figure) as image:
+            assert image.size[0] > 0
+
+
+def test_a_bad_sweep_value_stops_before_ray_starts(tmp_path):
+    proc = run_example(tmp_path, "sweep.py", "--setting", "lr", "--values", 3e-4, -1)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(
+        "error: Bad SEAC config: lr must be a number > 0 (or a schedule of such), got -1.0."
+    )
+    assert not (tmp_path / ".ray").exists()

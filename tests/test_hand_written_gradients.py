@@ -13,14 +13,14 @@ import torch
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from test_losses import make_learner, make_streams, to_batch
 
-from rllib_seac import loss_gradients
+from rllib_seac.seac import loss_gradients
 
 CASES = {
     "seac-2": dict(n_agents=2),
     "seac-3": dict(n_agents=3),
     "seac-lambda-0.3": dict(n_agents=3, seac_lambda=0.3),
     "iac": dict(n_agents=3, seac_lambda=0.0),
-    "reference-target": dict(n_agents=3, seac_target="reference"),
+    "authors-target": dict(n_agents=3, seac_target="authors"),
     "snac": dict(n_agents=2, shared=True),
 }
 
@@ -130,7 +130,7 @@ def test_every_tensor_the_learner_builds_lives_on_its_device():
     learner, _ = make_learner(3)
     device = learner.device
     assert isinstance(device, torch.device)
-    for name in ("_streams", "_owner", "_own"):
+    for name in ("_streams", "_owner", "_is_own"):
         assert getattr(learner, name).device == device, name
     assert all(t.device == device for t in learner._others)
     streams = make_streams(3, seed=2)

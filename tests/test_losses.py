@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 from rllib_seac import SEACConfig
-from rllib_seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
-from rllib_seac.learner import (
+from rllib_seac.columns import (
     ACTIONS,
     BEHAVIOUR_LOGP,
     NEXT_OBS,
@@ -26,6 +25,7 @@ from rllib_seac.learner import (
     TERMINATEDS,
     TRUNCATEDS,
 )
+from rllib_seac.seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
 
 OBS_DIM, N_ACTIONS, N_ENVS, N_STEPS = 6, 4, 3, 5
 GAMMA, VF_COEF, ENT_COEF = 0.99, 0.5, 0.01
@@ -159,7 +159,7 @@ def learner_losses(learner, streams):
 
 
 @pytest.mark.parametrize("n_agents", [2, 3])
-@pytest.mark.parametrize("seac_target", ["paper", "reference"])
+@pytest.mark.parametrize("seac_target", ["paper", "authors"])
 @pytest.mark.parametrize("seac_lambda", [1.0, 0.3])
 # Without truncations the learner evaluates V(o_{t+1}) at the rollout's last step only.
 @pytest.mark.parametrize("truncation_rate", [0.15, 0.0], ids=["truncations", "none"])
@@ -250,18 +250,18 @@ def test_snac_is_one_module_trained_on_the_sum_of_agent_losses(n_agents):
     torch.testing.assert_close(losses[SHARED_MODULE_ID], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_n_step_returns_by_hand():
-    from rllib_seac.losses import n_step_returns
+def test_n_step_targets_by_hand():
+    from rllib_seac.seac.losses import n_step_targets
 
     rewards = torch.tensor([1.0, 2.0, 3.0])
     next_values = torch.tensor([10.0, 20.0, 30.0])
     no = torch.tensor([False, False, False])
     at_1 = torch.tensor([False, True, False])
     # Truncated at t=1: bootstrap from V(o_2) = 20 there; the rollout's end uses 30.
-    truncated = n_step_returns(rewards, next_values, no, at_1, gamma=0.5)
+    truncated = n_step_targets(rewards, next_values, no, at_1, gamma=0.5)
     torch.testing.assert_close(truncated, torch.tensor([7.0, 12.0, 18.0]))
     # Terminal at t=1: no bootstrap there.
-    terminal = n_step_returns(rewards, next_values, at_1, no, gamma=0.5)
+    terminal = n_step_targets(rewards, next_values, at_1, no, gamma=0.5)
     torch.testing.assert_close(terminal, torch.tensor([2.0, 2.0, 18.0]))
 
 

@@ -12,9 +12,8 @@ from ray import tune
 
 import rllib_seac
 from rllib_seac import SEACConfig, make_env
-from rllib_seac.cli import main
-from rllib_seac.labels import variant_name
-from rllib_seac.plotting import (
+from rllib_seac.analysis.labels import variant_name
+from rllib_seac.analysis.plotting import (
     DPI,
     FIGSIZE,
     KINDS,
@@ -23,7 +22,8 @@ from rllib_seac.plotting import (
     group_trials,
     load_trials,
 )
-from rllib_seac.rendering import use_headless_gl
+from rllib_seac.analysis.rendering import use_headless_gl
+from rllib_seac.cli import main
 from tests.envs_for_tests import SpacesEnv
 
 LBF = "Foraging-8x8-2p-2f-v3"

@@ -26,7 +26,7 @@ from rllib_seac._rllib_internals import (
     registered_env_creator,
     set_algorithm_log_dir_parent,
 )
-from rllib_seac.config import agent_is_module
+from rllib_seac.agent_modules import agent_is_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,3 +172,71 @@ def test_local_learner_group_holds_its_learner():
     source = inspect.getsource(LearnerGroup.__init__)
     assert "self._learner" in source, "LearnerGroup._learner is gone"
     assert issubclass(TorchLearner, Learner)
+
+
+def test_algorithm_setup_looks_the_env_up_with_get_env_id_and_creator():
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    assert isinstance(inspect.getattr_static(Algorithm, "_get_env_id_and_creator"), staticmethod), (
+        "Algorithm._get_env_id_and_creator is no longer a static method"
+    )
+    params = list(inspect.signature(Algorithm._get_env_id_and_creator).parameters)
+    assert params == ["env_specifier", "config"], (
+        f"Algorithm._get_env_id_and_creator(env_specifier, config) is now {params}"
+    )
+    assert "self._get_env_id_and_creator(" in inspect.getsource(Algorithm.setup), (
+        "Algorithm.setup no longer calls _get_env_id_and_creator: SEAC's override is unused"
+    )
+    env_id, creator = _rllib_internals.rllib_env_id_and_creator("CartPole-v1", AlgorithmConfig())
+    assert env_id == "CartPole-v1" and callable(creator)
+
+
+def test_env_runner_seed_is_the_configs_seed_plus_the_worker_index():
+    from ray.rllib.env.env_runner import EnvRunner
+
+    assert "self._seed = int(" in inspect.getsource(EnvRunner.__init__), "EnvRunner._seed is gone"
+    from rllib_seac.sampling.env_runner import SEACEnvRunner
+
+    config = SEACConfig().environment("rware-tiny-2ag-v2").debugging(seed=7)
+    config.validate()
+    runner = SEACEnvRunner(config=config, worker_index=2)
+    try:
+        assert _rllib_internals.env_runner_seed(runner) == 9
+    finally:
+        runner.stop()
+
+
+def test_checkpointable_component_helpers():
+    from ray.rllib.utils.checkpoints import Checkpointable
+
+    for name in ("_check_component", "_get_subcomponents"):
+        assert callable(getattr(Checkpointable, name, None)), f"Checkpointable.{name} is gone"
+
+    class Holder(Checkpointable):
+        def get_state(self, *args, **kwargs):
+            return {}
+
+        def set_state(self, state):
+            pass
+
+        def get_ctor_args_and_kwargs(self):
+            return (), {}
+
+    holder = Holder()
+    wanted = _rllib_internals.checkpoint_component_wanted
+    assert wanted(holder, "rl_module", None, None)
+    assert wanted(holder, "rl_module", ["rl_module/agent_0"], None)
+    assert not wanted(holder, "rl_module", None, ["rl_module"])
+    subcomponents = _rllib_internals.checkpoint_subcomponents
+    assert subcomponents(holder, "rl_module", ["rl_module/agent_0", "other"]) == ["agent_0"]
+    assert subcomponents(holder, "rl_module", None) is None
+
+
+def test_torch_learner_enters_each_modules_no_sync_with_several_learners():
+    # SEACTorchRLModule.no_sync stands in for DDP's (DataParallelSEACLearner).
+    source = inspect.getsource(TorchLearner._uncompiled_update)
+    assert "mod.no_sync()" in source, "TorchLearner._uncompiled_update no longer enters no_sync"
+    assert "_make_modules_ddp_if_necessary" in inspect.getsource(TorchLearner.build), (
+        "TorchLearner.build no longer calls _make_modules_ddp_if_necessary, which "
+        "DataParallelSEACLearner overrides to leave the modules unwrapped"
+    )

@@ -3,7 +3,7 @@
 import numpy as np
 
 from rllib_seac import SEACConfig
-from rllib_seac.env_runner import SEACEnvRunner
+from rllib_seac.sampling.env_runner import SEACEnvRunner
 
 
 def rollouts(processes: int, n: int = 30, overlap: bool = False) -> list:

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from rllib_seac import SEQL, SEQLConfig, SEQLConfigError
+from rllib_seac.analysis.evaluation import evaluate
 from rllib_seac.cli import main
-from rllib_seac.evaluation import evaluate
 from tests.envs_for_tests import SpacesEnv
 
 RWARE = "rware-tiny-2ag-v2"

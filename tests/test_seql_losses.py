@@ -14,7 +14,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from rllib_seac import SEQLConfig
-from rllib_seac.config import agent_is_module
+from rllib_seac.seac.config import agent_is_module
 from rllib_seac.seql.replay_buffer import per_agent_items
 
 OBS_DIM, N_ACTIONS, BATCH, GAMMA = 5, 4, 12, 0.99

@@ -4,13 +4,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from rllib_seac import SEAC, SEACConfig
-from rllib_seac.evaluation import CheckpointError
+from rllib_seac.checkpoints import CheckpointError
 
 RWARE = "rware-tiny-2ag-v2"
 UPDATES = 10  # per iteration; 4 envs x 5 steps = 20 env steps per update
@@ -34,7 +35,7 @@ def weights(algo, module_id):
     "variant, training, modules, has_is_weights",
     [
         ("SEAC", dict(seac_lambda=1.0), ["agent_0", "agent_1"], True),
-        ("SEAC-reference-target", dict(seac_target="reference"), ["agent_0", "agent_1"], True),
+        ("SEAC-authors-target", dict(seac_target="authors"), ["agent_0", "agent_1"], True),
         ("IAC", dict(seac_lambda=0.0), ["agent_0", "agent_1"], False),
         ("SNAC", dict(shared_policy=True), ["shared"], False),
     ],
@@ -66,6 +67,33 @@ def test_two_iterations(variant, training, modules, has_is_weights):
             assert stats["is_weight_min"] <= stats["is_weight_mean"] <= stats["is_weight_max"]
             assert stats["is_weight_min"] <= stats["is_weight_q05"] <= stats["is_weight_q95"]
         # Every module was trained: its weights moved.
+        assert any(not torch.equal(before[m][k], after[m][k]) for k in before[m]), m
+
+
+def test_two_agents_per_module_train_as_the_user_grouped_them():
+    def pairs(agent_id, episode=None, **kwargs):
+        return "front" if agent_id in ("agent_0", "agent_1") else "back"
+
+    config = (
+        SEACConfig()
+        .environment("rware-tiny-4ag-v2")
+        .training(updates_per_iteration=2)
+        .multi_agent(policies=["front", "back"], policy_mapping_fn=pairs)
+        .debugging(seed=0)
+    )
+    algo = config.build_algo()
+    try:
+        before = {m: weights(algo, m) for m in ("front", "back")}
+        result = algo.train()
+        after = {m: weights(algo, m) for m in ("front", "back")}
+        assert set(algo.config.policies) == {"front", "back"}
+    finally:
+        algo.stop()
+    for m in ("front", "back"):
+        stats = result["learners"][m]
+        # Two agents' data per update: 2 x 4 envs x 5 steps, 2 updates.
+        assert stats["num_module_steps_trained"] == 2 * 2 * 20
+        assert np.isfinite(stats["total_loss"]) and "is_weight_mean" in stats
         assert any(not torch.equal(before[m][k], after[m][k]) for k in before[m]), m
 
 
@@ -244,3 +272,26 @@ def test_a_checkpoint_of_other_agents_is_refused(tmp_path):
             four.restore_from_path(path)
     finally:
         four.stop()
+
+
+def test_a_checkpoint_saved_before_the_package_layout_moved_restores():
+    # Saved by the flat layout (its pickles name rllib_seac.config.SEACConfig,
+    # rllib_seac.env_runner.SEACEnvRunner, ...): the old module names still import.
+    import importlib
+
+    from rllib_seac import MOVED_MODULES
+
+    for old, new in MOVED_MODULES.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    checkpoint = (
+        Path(__file__).resolve().parents[1] / "docs/results/rware-tiny-4ag-v2/SEAC-seed0/checkpoint"
+    )
+    algo = SEAC.from_checkpoint(str(checkpoint))
+    try:
+        assert algo.config.agent_ids == ["agent_0", "agent_1", "agent_2", "agent_3"]
+        trained = {k: v.clone() for k, v in algo.get_module("agent_0").state_dict().items()}
+        assert algo.train()["env_runners"]["num_env_steps_sampled_lifetime"] > 0
+        after = algo.get_module("agent_0").state_dict()
+        assert any(not torch.equal(trained[k], after[k]) for k in trained)
+    finally:
+        algo.stop()

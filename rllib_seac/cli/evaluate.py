@@ -14,8 +14,8 @@ def evaluate(args) -> int:
     check_at_least(args.episodes, 1, "--episodes")
     check_at_least(args.seed, 0, "--seed")
     import_user_modules(args.imports)
-    from rllib_seac.evaluation import CheckpointError
-    from rllib_seac.evaluation import evaluate as run_evaluation
+    from rllib_seac.analysis.evaluation import evaluate as run_evaluation
+    from rllib_seac.checkpoints import CheckpointError
 
     try:
         result = run_evaluation(args.checkpoint, args.episodes, args.seed)
@@ -34,8 +34,8 @@ def render(args) -> int:
     if Path(args.out).suffix.lower() != ".gif":
         raise UsageError(f"--out must name a .gif file, got {args.out}.")
     import_user_modules(args.imports)
-    from rllib_seac.evaluation import CheckpointError
-    from rllib_seac.rendering import RenderError, render_gif
+    from rllib_seac.analysis.rendering import RenderError, render_gif
+    from rllib_seac.checkpoints import CheckpointError
 
     try:
         frames = render_gif(
@@ -55,8 +55,8 @@ def render(args) -> int:
 def plot(args) -> int:
     if Path(args.out).suffix.lower() not in PLOT_FORMATS:
         raise UsageError(f"--out must end in {', '.join(PLOT_FORMATS)}, got {args.out}.")
-    from rllib_seac.plotting import PlotError
-    from rllib_seac.plotting import plot as make_plot
+    from rllib_seac.analysis.plotting import PlotError
+    from rllib_seac.analysis.plotting import plot as make_plot
 
     try:
         out = make_plot(args.run_dirs, args.out, args.kind, args.label_by, args.title)
@@ -67,8 +67,8 @@ def plot(args) -> int:
 
 
 def import_authors(args) -> int:
-    from rllib_seac.authors_import import import_authors_agents
-    from rllib_seac.evaluation import CheckpointError
+    from rllib_seac.checkpoints import CheckpointError
+    from rllib_seac.seac.authors_import import import_authors_agents
 
     try:
         path = import_authors_agents(args.directory, args.env, args.out)

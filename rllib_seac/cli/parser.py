@@ -195,7 +195,7 @@ def _add_render(commands) -> None:
 
 
 def _add_plot(commands) -> None:
-    kinds = ("returns", "is-weights", "agents", "lambda")  # rllib_seac.plotting.KINDS
+    kinds = ("returns", "is-weights", "agents", "lambda")  # rllib_seac.analysis.plotting.KINDS
     plot = commands.add_parser(
         "plot",
         help="Plot learning curves and more from Tune run directories.",

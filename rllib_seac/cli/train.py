@@ -170,7 +170,7 @@ def _multi_agent(exp: Experiment, env_config: dict, shared: bool) -> dict | None
     per agent id of the env (IPPO for PPO), or one module all agents share."""
     import gymnasium as gym
 
-    from rllib_seac.config import SHARED_MODULE_ID, agent_is_module, all_agents_share
+    from rllib_seac.agent_modules import default_grouping
     from rllib_seac.envs import make_env
 
     try:
@@ -185,9 +185,7 @@ def _multi_agent(exp: Experiment, env_config: dict, shared: bool) -> dict | None
         env.close()
     if not agents:
         return None
-    if shared:
-        return {"policies": [SHARED_MODULE_ID], "policy_mapping_fn": all_agents_share}
-    return {"policies": agents, "policy_mapping_fn": agent_is_module}
+    return default_grouping(agents, shared)
 
 
 def trial_settings(exp: Experiment, point: dict) -> dict:
@@ -306,7 +304,7 @@ def _run(exp: Experiment, resume: bool, verbose: int, callbacks: list) -> int:
     from ray import tune
 
     from rllib_seac.cli.progress import ReturnReporter, print_summary
-    from rllib_seac.config import SEACConfig
+    from rllib_seac.seac.config import SEACConfig
 
     # Only the file's settings: the algorithm fills in its defaults.
     param_space = {"env": exp.env, **trial_settings(exp, {})}

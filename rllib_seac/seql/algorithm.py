@@ -10,7 +10,7 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.schedules.scheduler import Scheduler
 
-from rllib_seac.algorithm import _check_same_agents
+from rllib_seac.seac.algorithm import _check_same_agents
 
 EPSILON_KEY = "epsilon"
 

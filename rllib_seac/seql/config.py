@@ -146,8 +146,9 @@ class SEQLConfig(DQNConfig):
     def _set_up_agents_from_env(self) -> None:
         """One module per agent named after the env's agent ids; the agents' spaces
         must be equal, since each agent's Q-network also reads the others' data."""
-        from rllib_seac.config import _probe_env, agent_is_module
+        from rllib_seac.agent_modules import default_grouping
         from rllib_seac.envs import register_envs
+        from rllib_seac.seac.config import _probe_env
 
         if isinstance(self.env, str):
             register_envs([self.env])  # RLlib's env runners look names up in Tune's registry
@@ -156,4 +157,4 @@ class SEQLConfig(DQNConfig):
         except ValueError as e:
             raise SEQLConfigError(str(e)) from None
         self.agent_ids = agents
-        self.multi_agent(policies=set(agents), policy_mapping_fn=agent_is_module)
+        self.multi_agent(**default_grouping(agents, shared=False))

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rllib_seac.evaluation import AgentPolicies, action_generator, run_episode
-from rllib_seac.labels import env_label
+from rllib_seac.analysis.evaluation import AgentPolicies, run_episode
+from rllib_seac.analysis.labels import env_label
+from rllib_seac.seeding import action_generator
 
 HEADLESS_HINT = (
     "pyglet-drawn envs (rware, lbforaging) need OpenGL: without a display, EGL "

@@ -2,8 +2,11 @@
 
 Shapes: M modules being trained (the i of the paper), K' data streams each module
 is evaluated on (the k of the paper, k = i included), E envs, T = n rollout steps.
-Every tensor below is [M, K', E, T] unless said otherwise; `own[m, k]` says that
-stream k is module m's own on-policy experience (for SNAC every stream is own).
+Every tensor below is [M, K', E, T] unless said otherwise; `is_own[m, k]` says
+that stream k is module m's own on-policy experience (for SNAC every stream is own).
+
+tests/test_losses.py writes Eqs. 4 and 5 out loop by loop (agent by agent, stream
+by stream, step by step) and checks the learner's loss against it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import torch
 
 
-def n_step_returns(
+def n_step_targets(
     rewards: torch.Tensor,
     bootstrap_values: torch.Tensor,
     terminateds: torch.Tensor,
@@ -28,13 +31,13 @@ def n_step_returns(
     not_terminal = 1.0 - terminateds.float()
     cut = truncateds.clone()
     cut[..., -1] = True
-    returns = torch.empty_like(rewards)
+    targets = torch.empty_like(rewards)
     following = bootstrap_values[..., -1]
     for t in reversed(range(rewards.shape[-1])):
         following = torch.where(cut[..., t], bootstrap_values[..., t], following)
         following = rewards[..., t] + gamma * not_terminal[..., t] * following
-        returns[..., t] = following
-    return returns
+        targets[..., t] = following
+    return targets
 
 
 def importance_weights(
@@ -47,35 +50,36 @@ def importance_weights(
     return weights if clip is None else weights.clamp(max=clip)
 
 
-def sample_coefficients(
-    own: torch.Tensor, is_weights: torch.Tensor, seac_lambda: float
+def experience_weights(
+    is_own: torch.Tensor, is_weights: torch.Tensor, seac_lambda: float
 ) -> torch.Tensor:
-    """Weight of each (module, stream) term: 1 on own data, lambda * IS weight on
-    another agent's data (Eqs. 4 and 5). `own` is [M, K'] and broadcasts."""
-    own = own[..., None, None]
-    return torch.where(own, torch.ones_like(is_weights), seac_lambda * is_weights)
+    """Weight c_ik of each sample in module i's loss: 1 on its own experience,
+    lambda * IS weight on another agent's (Eqs. 4 and 5). `is_own` is [M, K'] and
+    broadcasts."""
+    is_own = is_own[..., None, None]
+    return torch.where(is_own, torch.ones_like(is_weights), seac_lambda * is_weights)
 
 
 def policy_loss(
-    logp: torch.Tensor, advantages: torch.Tensor, coefficients: torch.Tensor
+    logp: torch.Tensor, advantages: torch.Tensor, experience_weights: torch.Tensor
 ) -> torch.Tensor:
     """Eq. 4, per module [M]: -sum_k mean_t c_ik log pi_i(a^k_t|o^k_t) A^k_i(t),
     with the advantage A = y - V(o) held constant."""
-    terms = coefficients * logp * advantages.detach()
+    terms = experience_weights * logp * advantages.detach()
     return -terms.mean(dim=(-2, -1)).sum(dim=-1)
 
 
-def value_loss(advantages: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+def value_loss(advantages: torch.Tensor, experience_weights: torch.Tensor) -> torch.Tensor:
     """Eq. 5, per module [M]: sum_k mean_t c_ik (V_i(o^k_t) - y^k_i(t))^2; the
     target y is built from detached values, so only V_i(o^k_t) is differentiated."""
-    terms = coefficients * advantages.pow(2)
+    terms = experience_weights * advantages.pow(2)
     return terms.mean(dim=(-2, -1)).sum(dim=-1)
 
 
-def entropy_bonus(entropy: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+def entropy_bonus(entropy: torch.Tensor, is_own: torch.Tensor) -> torch.Tensor:
     """Per module [M]: entropy of pi_i on its own observations only (Sec. 5.3)."""
     per_stream = entropy.mean(dim=(-2, -1))
-    return (per_stream * own).sum(dim=-1)
+    return (per_stream * is_own).sum(dim=-1)
 
 
 def total_loss(

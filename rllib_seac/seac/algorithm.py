@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
-
 import numpy as np
 import ray
 from ray.exceptions import RayTaskError
@@ -20,10 +17,10 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rllib_seac._rllib_internals import local_learner
-from rllib_seac.evaluation import CONFIG_FILE, CheckpointError
-from rllib_seac.learner import REWARDS
-from rllib_seac.rl_module import flat_parameters
+from rllib_seac._rllib_internals import local_learner, rllib_env_id_and_creator
+from rllib_seac.checkpoints import CheckpointError, saved_config_state
+from rllib_seac.columns import REWARDS
+from rllib_seac.seac.rl_module import flat_parameters
 
 
 class SEAC(Algorithm):
@@ -39,17 +36,18 @@ class SEAC(Algorithm):
 
     @classmethod
     def get_default_config(cls):
-        from rllib_seac.config import SEACConfig
+        from rllib_seac.seac.config import SEACConfig
 
         return SEACConfig()
 
+    # Overrides a protected static method of Algorithm (see _rllib_internals).
     @staticmethod
     def _get_env_id_and_creator(env_specifier, config):
         # SEAC's env runners build envs with `rllib_seac.make_env`, which also
         # takes a plain function of the env config; RLlib's lookup refuses those.
         if callable(env_specifier) and not isinstance(env_specifier, type):
             return None, env_specifier
-        return Algorithm._get_env_id_and_creator(env_specifier, config)
+        return rllib_env_id_and_creator(env_specifier, config)
 
     def training_step(self) -> None:
         n_updates = self.config.updates_per_iteration
@@ -166,12 +164,10 @@ def _train_batches(rollouts: list[dict], n_learners: int) -> list[MultiAgentBatc
 def _check_same_agents(path, agent_ids: list[str]) -> None:
     """Refuses a checkpoint of other agents: RLlib would load the modules whose ids
     match and silently leave the others untrained."""
-    config_file = Path(path) / CONFIG_FILE
-    if not config_file.is_file():  # not a whole-algorithm checkpoint on this machine
+    config_state = saved_config_state(path)
+    if config_state is None:  # not a whole-algorithm checkpoint on this machine
         return
-    with open(config_file, "rb") as f:
-        (saved_config, *_), _ = pickle.load(f)["ctor_args_and_kwargs"]
-    saved = list(saved_config.get("agent_ids") or [])
+    saved = list(config_state.get("agent_ids") or [])
     if saved != list(agent_ids):
         raise CheckpointError(
             f"cannot restore {path}: it was trained with {len(saved)} agents ({', '.join(saved)}), "

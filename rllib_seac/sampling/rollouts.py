@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rllib_seac.env_batch import EnvBatch
-from rllib_seac.learner import (
+from rllib_seac.columns import (
     ACTIONS,
     BEHAVIOUR_LOGP,
     NEXT_OBS,
@@ -27,7 +26,9 @@ from rllib_seac.learner import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.rl_module import load_flat_parameters
+from rllib_seac.sampling.env_batch import EnvBatch
+from rllib_seac.seac.rl_module import load_flat_parameters
+from rllib_seac.seeding import derived_seed
 
 
 class RolloutCollector:
@@ -155,8 +156,9 @@ def _serve(conn, env, env_config, n_envs, seed, first_index, module, module_of_a
     """Worker process: a collector over its slice of the envs, one rollout per request."""
     torch.set_num_threads(1)  # its inference is numpy; torch only loads weights
     envs = EnvBatch(env, env_config, n_envs, seed, first_index)
-    collector_seed = None if seed is None else seed * 1000 + first_index
-    collector = RolloutCollector(envs, module, module_of_agent, n_steps, collector_seed)
+    collector = RolloutCollector(
+        envs, module, module_of_agent, n_steps, derived_seed(seed, first_index)
+    )
     while True:
         weights = conn.recv()
         if weights is None:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from rllib_seac.evaluation import CheckpointError
+from rllib_seac.agent_modules import module_of_each_agent
+from rllib_seac.checkpoints import CheckpointError
 
 MODEL_FILE = "models.pt"
 # Their class modules (seac/model.py, seac/distributions.py, run from seac/) and the
@@ -223,7 +224,7 @@ def import_authors_agents(directory, env: str, out, env_config: dict | None = No
     checked against the env: the authors' rware-small-4ag agents would import into
     any 4-agent rware env, all of which give 71-value observations.
     """
-    from rllib_seac.config import SEACConfig
+    from rllib_seac.seac.config import SEACConfig
 
     env_config = dict(env_config or {})
     out = Path(out).absolute()
@@ -238,8 +239,8 @@ def import_authors_agents(directory, env: str, out, env_config: dict | None = No
     )
     algo = config.build_algo()
     try:
-        mapping = algo.config.policy_mapping_fn
-        weights = {mapping(a, None): s for a, s in zip(agents, states)}
+        modules = module_of_each_agent(algo.config.policy_mapping_fn, agents)
+        weights = dict(zip(modules, states))
         algo.learner_group.set_weights(weights)
         algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group)
         return algo.save_to_path(str(out))

@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_seac._rllib_internals import mark_notices_not_for_seac_shown
 
+# Re-exported: checkpoints saved before agent_modules.py pickled the mapping
+# functions as rllib_seac.seac.config.agent_is_module / all_agents_share.
+from rllib_seac.agent_modules import (  # noqa: F401
+    SHARED_MODULE_ID,
+    agent_is_module,
+    agents_of_each_module,
+    all_agents_share,
+    complete_grouping,
+)
+
 mark_notices_not_for_seac_shown()
 
-SEAC_TARGETS = ("paper", "reference")
+SEAC_TARGETS = ("paper", "authors")
+# seac_target's old name for "authors", still accepted with a FutureWarning (the
+# category Python shows end users by default for deprecated features).
+DEPRECATED_TARGETS = {"reference": "authors"}
 # Settings that must be a number above a bound: (name, bound, bound allowed).
 NUMBER_RANGES = (
     ("entropy_coeff", 0, True),
     ("vf_loss_coeff", 0, True),
     ("adam_eps", 0, False),
 )
-SHARED_MODULE_ID = "shared"
 
 
 class SEACConfigError(ValueError):
@@ -32,14 +45,6 @@ def _is_number(value) -> bool:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def agent_is_module(agent_id, episode=None, **kwargs):
-    return agent_id
-
-
-def all_agents_share(agent_id, episode=None, **kwargs):
-    return SHARED_MODULE_ID
 
 
 def _probe_env(env, env_config: dict, algorithm: str = "SEAC"):
@@ -64,7 +69,7 @@ class SEACConfig(AlgorithmConfig):
     """
 
     def __init__(self, algo_class=None):
-        from rllib_seac.algorithm import SEAC
+        from rllib_seac.seac.algorithm import SEAC
 
         super().__init__(algo_class=algo_class or SEAC)
         # Table 2: lr 3e-4, Adam eps 1e-3, gamma 0.99, entropy 0.01, value 0.5,
@@ -97,7 +102,7 @@ class SEACConfig(AlgorithmConfig):
         # Filled in by `validate()` from the env when left None.
         self.agent_ids = None
 
-        from rllib_seac.env_runner import SEACEnvRunner
+        from rllib_seac.sampling.env_runner import SEACEnvRunner
 
         self.env_runner_cls = SEACEnvRunner
         self.rollout_fragment_length = self.n_steps
@@ -134,8 +139,9 @@ class SEACConfig(AlgorithmConfig):
             seac_lambda: lambda of Eqs. 4 and 5, the weight of other agents'
                 experience. 0 gives IAC (independent A2C).
             seac_target: "paper" bootstraps the n-step target of agent k's data with
-                the trained agent's critic V_i, as Eq. 5 writes; "reference" uses
-                V_k, as the authors' public code does.
+                the trained agent's critic V_i, as Eq. 5 writes; "authors" uses V_k,
+                as the authors' public code does ("reference", its old name, still
+                works and warns).
             is_weight_clip: Upper clip of the importance weights (None: unclipped).
             shared_policy: SNAC: one module shared by all agents, trained on the
                 sum of their losses.
@@ -188,7 +194,7 @@ class SEACConfig(AlgorithmConfig):
         return self
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
-        from rllib_seac.rl_module import SEACTorchRLModule
+        from rllib_seac.seac.rl_module import SEACTorchRLModule
 
         return RLModuleSpec(
             module_class=SEACTorchRLModule,
@@ -197,10 +203,10 @@ class SEACConfig(AlgorithmConfig):
 
     def get_default_learner_class(self):
         if self.num_learners > 1:
-            from rllib_seac.data_parallel import DataParallelSEACLearner
+            from rllib_seac.seac.data_parallel import DataParallelSEACLearner
 
             return DataParallelSEACLearner
-        from rllib_seac.learner import SEACTorchLearner
+        from rllib_seac.seac.learner import SEACTorchLearner
 
         return SEACTorchLearner
 
@@ -211,15 +217,14 @@ class SEACConfig(AlgorithmConfig):
 
     def module_agents(self) -> dict[str, list[str]]:
         """ModuleID -> the agents it acts for, in agent order."""
-        groups: dict[str, list[str]] = {}
-        for aid in self.agent_ids:
-            groups.setdefault(self.policy_mapping_fn(aid, None), []).append(aid)
-        return groups
+        return agents_of_each_module(self.policy_mapping_fn, self.agent_ids)
 
     def validate(self) -> None:
         self._validate_seac_settings()
         if self.env is not None and self.agent_ids is None:
             self._set_up_agents_from_env()
+        if self.agent_ids is not None:
+            self._complete_grouping()
         super().validate()
 
     def _validate_seac_settings(self) -> None:
@@ -260,6 +265,14 @@ class SEACConfig(AlgorithmConfig):
                 "num_envs_per_env_runner must be an integer >= 1, got "
                 f"{self.num_envs_per_env_runner!r}."
             )
+        if self.seac_target in DEPRECATED_TARGETS:
+            new = DEPRECATED_TARGETS[self.seac_target]
+            warnings.warn(
+                f'seac_target="{self.seac_target}" is deprecated: use seac_target="{new}".',
+                FutureWarning,
+                stacklevel=3,
+            )
+            self.seac_target = new
         if self.seac_target not in SEAC_TARGETS:
             fail(f"seac_target must be one of {SEAC_TARGETS}, got {self.seac_target!r}.")
         if not _is_int(self.n_steps) or self.n_steps < 1:
@@ -296,15 +309,22 @@ class SEACConfig(AlgorithmConfig):
         self.rollout_fragment_length = self.n_steps
 
     def _set_up_agents_from_env(self) -> None:
-        """One module per agent (or one shared), named after the env's agent ids."""
+        """The env's agent ids, from one instance of it."""
         try:
             agents, _ = _probe_env(self.env, dict(self.env_config))
         except ValueError as e:
             raise SEACConfigError(str(e)) from None
         self.agent_ids = agents
-        if self.shared_policy:
-            self.multi_agent(policies={SHARED_MODULE_ID}, policy_mapping_fn=all_agents_share)
-        else:
-            # A list, not a set: module order (and so which module draws which initial
-            # weights) must not depend on the process's string hashing.
-            self.multi_agent(policies=list(agents), policy_mapping_fn=agent_is_module)
+
+    def _complete_grouping(self) -> None:
+        """Keeps the user's `multi_agent(policies=..., policy_mapping_fn=...)`, filling
+        in what is unset: one module per agent, or one shared (`shared_policy`)."""
+        try:
+            grouping = complete_grouping(self, self.agent_ids, self.shared_policy)
+        except ValueError as e:
+            raise SEACConfigError(f"Bad SEAC config: {e}") from None
+        # Only on a change: validate() also runs on frozen (read-only) configs.
+        if list(grouping["policies"]) != list(self.policies) or (
+            grouping["policy_mapping_fn"] is not self.policy_mapping_fn
+        ):
+            self.multi_agent(**grouping)

@@ -20,8 +20,8 @@ def logits_gradient(
     log_pi: torch.Tensor,
     actions: torch.Tensor,
     advantages: torch.Tensor,
-    coefficients: torch.Tensor,
-    own: torch.Tensor,
+    experience_weights: torch.Tensor,
+    is_own: torch.Tensor,
     entropy_coeff: float,
 ) -> torch.Tensor:
     """d total_loss / d logits, [M, K', E, T, A].
@@ -31,20 +31,20 @@ def logits_gradient(
     """
     n = advantages.shape[-2] * advantages.shape[-1]
     probs = log_pi.exp()
-    weight = (coefficients * advantages / n).unsqueeze(-1)  # c A / n
+    weight = (experience_weights * advantages / n).unsqueeze(-1)  # c A / n
     grad = probs * weight
     grad.scatter_add_(-1, actions.unsqueeze(-1), -weight)
     entropy = -(probs * log_pi).sum(-1, keepdim=True)
-    bonus = (own.to(log_pi.dtype) * (entropy_coeff / n))[..., None, None, None]
+    bonus = (is_own.to(log_pi.dtype) * (entropy_coeff / n))[..., None, None, None]
     return grad + bonus * probs * (log_pi + entropy)
 
 
 def values_gradient(
-    advantages: torch.Tensor, coefficients: torch.Tensor, vf_loss_coeff: float
+    advantages: torch.Tensor, experience_weights: torch.Tensor, vf_loss_coeff: float
 ) -> torch.Tensor:
     """d total_loss / d V(o), [M, K', E, T]: Eq. 5's c (y - V)^2 / n, y constant."""
     n = advantages.shape[-2] * advantages.shape[-1]
-    return coefficients * advantages * (-2.0 * vf_loss_coeff / n)
+    return experience_weights * advantages * (-2.0 * vf_loss_coeff / n)
 
 
 def mlp_forward(weights: list, biases: list, x: torch.Tensor) -> list[torch.Tensor]:

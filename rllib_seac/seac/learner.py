@@ -18,32 +18,26 @@ from ray.rllib.utils.metrics import (
 )
 from torch.optim.adam import adam as adam_step
 
-from rllib_seac import _rllib_internals, loss_gradients, losses
-from rllib_seac.rl_module import stack_mlps, stacked_forward
-
-# Columns of a SEAC train batch. Each module's batch holds its agents' data laid
-# out [agents of the module, envs, n_steps] and flattened to rows.
-OBS, NEXT_OBS, ACTIONS, REWARDS = "obs", "new_obs", "actions", "rewards"
-TERMINATEDS, TRUNCATEDS, BEHAVIOUR_LOGP = "terminateds", "truncateds", "action_logp"
-COLUMNS = (OBS, NEXT_OBS, ACTIONS, REWARDS, TERMINATEDS, TRUNCATEDS, BEHAVIOUR_LOGP)
+from rllib_seac import _rllib_internals
+from rllib_seac.agent_modules import module_of_each_agent
+from rllib_seac.columns import (
+    ACTIONS,
+    BEHAVIOUR_LOGP,
+    COLUMNS,
+    NEXT_OBS,
+    OBS,
+    REWARDS,
+    TERMINATEDS,
+    TRUNCATEDS,
+)
+from rllib_seac.seac import loss_gradients, losses
+from rllib_seac.seac.rl_module import stack_mlps, stacked_forward
+from rllib_seac.torch_threads import set_torch_threads
 
 
 def _nothing_trained() -> dict:
     """What `update` counts between two reports."""
     return {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}}
-
-
-def set_torch_threads(n: int | None) -> None:
-    """`config.torch_num_threads` for this process (None: leave it as it is).
-
-    Applied wherever SEAC's learner or env runner is built, the user's driver
-    process included when they run there (the default, one-process mode): that
-    is where SEAC's work runs, and its batches of tens of rows are faster on one
-    thread than on several that spin against env stepping. Set None to keep the
-    process's own setting.
-    """
-    if n is not None and torch.get_num_threads() != n:
-        torch.set_num_threads(n)
 
 
 def _is_plain_adam(optimizer, params: list) -> bool:
@@ -73,7 +67,10 @@ class SEACTorchLearner(TorchLearner):
         groups = self.config.module_agents()
         self._module_ids = list(groups)
         agents = list(self.config.agent_ids)
-        owner = [self._module_ids.index(self.config.policy_mapping_fn(a, None)) for a in agents]
+        owner = [
+            self._module_ids.index(m)
+            for m in module_of_each_agent(self.config.policy_mapping_fn, agents)
+        ]
         self._agents_per_module = [len(groups[m]) for m in self._module_ids]
         own_only = self.config.seac_lambda == 0 and len(self._module_ids) > 1
         # streams[m]: which agents' data module m is evaluated on (its k's).
@@ -90,11 +87,12 @@ class SEACTorchLearner(TorchLearner):
         self._streams = torch.tensor(streams, device=device)
         self._owner = torch.tensor(owner, device=device)
         arange = torch.arange(len(streams), device=device)
-        self._own = self._owner[self._streams] == arange[:, None]
+        # is_own[m, k]: stream k is module m's own experience (weight 1 in Eqs. 4, 5).
+        self._is_own = self._owner[self._streams] == arange[:, None]
         # (module, stream) index pairs of other agents' data, for the IS weight stats.
-        self._others = (~self._own).nonzero(as_tuple=True)
+        self._others = (~self._is_own).nonzero(as_tuple=True)
         self._shared_inputs = not own_only
-        self._has_other_data = bool((~self._own).any())
+        self._has_other_data = bool((~self._is_own).any())
         self._stats: dict = {}
         self._trained = _nothing_trained()
         self._layers = self._linear_layers() if self.hand_written_gradients else None
@@ -150,7 +148,7 @@ class SEACTorchLearner(TorchLearner):
         }
 
     def configure_optimizers_for_module(self, module_id, config=None):
-        params = self.get_parameters(self._module[module_id])
+        params = self.get_parameters(self.module[module_id])
         self.register_optimizer(
             module_id=module_id,
             optimizer=torch.optim.Adam(params, eps=config.adam_eps, fused=True),
@@ -199,25 +197,25 @@ class SEACTorchLearner(TorchLearner):
         logp = log_pi.gather(-1, pairs[ACTIONS].long().unsqueeze(-1)).squeeze(-1)
         entropy = -(log_pi.exp() * log_pi).sum(-1)
 
-        if cfg.seac_target == "reference" and self._shared_inputs:
+        if cfg.seac_target == "authors" and self._shared_inputs:
             # As the authors' code: agent k's targets bootstrap with k's own critic.
             streams = torch.arange(len(self._owner), device=self._owner.device)
             next_values = next_values[self._owner, streams].expand_as(next_values)
-        # y^k_i of Eq. 5: n-step returns, bootstrapped with V_i (paper) or V_k.
-        returns = losses.n_step_returns(
+        # y^k_i of Eq. 5: n-step targets, bootstrapped with V_i (paper) or V_k.
+        targets = losses.n_step_targets(
             pairs[REWARDS],
             next_values,
             pairs[TERMINATEDS],
             pairs[TRUNCATEDS],
             cfg.gamma,
         )
-        advantages = returns - values
+        advantages = targets - values
         is_weights = losses.importance_weights(logp, pairs[BEHAVIOUR_LOGP], cfg.is_weight_clip)
-        coefficients = losses.sample_coefficients(self._own, is_weights, cfg.seac_lambda)
+        weights = losses.experience_weights(self._is_own, is_weights, cfg.seac_lambda)
 
-        policy = losses.policy_loss(logp, advantages, coefficients)  # Eq. 4
-        value = losses.value_loss(advantages, coefficients)  # Eq. 5
-        bonus = losses.entropy_bonus(entropy, self._own)
+        policy = losses.policy_loss(logp, advantages, weights)  # Eq. 4
+        value = losses.value_loss(advantages, weights)  # Eq. 5
+        bonus = losses.entropy_bonus(entropy, self._is_own)
         total = losses.total_loss(policy, value, bonus, cfg.vf_loss_coeff, cfg.entropy_coeff)
 
         if not torch.isfinite(total).all():
@@ -228,7 +226,7 @@ class SEACTorchLearner(TorchLearner):
             "total": total,
             "log_pi": log_pi,
             "advantages": advantages,
-            "coefficients": coefficients,
+            "experience_weights": weights,
         }
 
     def _raise_non_finite(self, data, terms) -> None:
@@ -324,12 +322,12 @@ class SEACTorchLearner(TorchLearner):
             terms["log_pi"],
             pairs[ACTIONS].long(),
             terms["advantages"],
-            terms["coefficients"],
-            self._own,
+            terms["experience_weights"],
+            self._is_own,
             cfg.entropy_coeff,
         )
         d_values = loss_gradients.values_gradient(
-            terms["advantages"], terms["coefficients"], cfg.vf_loss_coeff
+            terms["advantages"], terms["experience_weights"], cfg.vf_loss_coeff
         )
         grads = loss_gradients.mlp_backward(
             stacked["actor"][0], outputs["actor"], d_logits.reshape(n_modules, -1, logits.shape[-1])

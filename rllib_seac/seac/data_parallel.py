@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from rllib_seac.learner import SEACTorchLearner
+from rllib_seac.seac.learner import SEACTorchLearner
 
 NON_FINITE_ELSEWHERE = (
     "SEAC stopped before updating the weights: another learner's share of the batch "
@@ -35,25 +35,15 @@ class DataParallelSEACLearner(SEACTorchLearner):
             for param in self.module[module_id].parameters():
                 dist.broadcast(param.data, src=0)
 
-    def _uncompiled_update(self, batch, **kwargs):
-        # TorchLearner's own enters each module's DDP `no_sync()`, which unwrapped
-        # modules do not have; otherwise the same steps.
-        self._compute_off_policyness(batch)
-        fwd_out = self.module.forward_train(batch)
-        loss_per_module = self.compute_losses(fwd_out=fwd_out, batch=batch)
-        gradients = self.compute_gradients(loss_per_module)
-        self.apply_gradients(self.postprocess_gradients(gradients))
-        return fwd_out, loss_per_module, {}
-
     def compute_losses(self, *, fwd_out, batch):
         # A learner that stops on a non-finite loss must not leave the others
         # waiting for its gradients in all_reduce: all agree first.
         try:
             losses = super().compute_losses(fwd_out=fwd_out, batch=batch)
         except FloatingPointError:
-            _all_agree(False)
+            _all_agree(False, self.device)
             raise
-        if not _all_agree(True):
+        if not _all_agree(True, self.device):
             raise FloatingPointError(NON_FINITE_ELSEWHERE)
         return losses
 
@@ -68,8 +58,9 @@ class DataParallelSEACLearner(SEACTorchLearner):
         return grads
 
 
-def _all_agree(ok: bool) -> bool:
-    """True when every learner's `ok` is True."""
-    flag = torch.tensor([0.0 if ok else 1.0])
+def _all_agree(ok: bool, device) -> bool:
+    """True when every learner's `ok` is True. The flag lives on the learner's
+    device: NCCL (GPU learners) reduces only CUDA tensors, gloo CPU ones."""
+    flag = torch.tensor([0.0 if ok else 1.0], device=device)
     dist.all_reduce(flag)
     return flag.item() == 0.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rllib_seac.labels import env_label, variant_name
+from rllib_seac.analysis.labels import env_label, variant_name
 
 KINDS = ("returns", "is-weights", "agents", "lambda")
 STEPS = "num_env_steps_sampled_lifetime"

@@ -32,10 +32,21 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
-from rllib_seac.env_batch import EnvBatch
-from rllib_seac.learner import set_torch_threads
-from rllib_seac.rl_module import flat_parameters, load_flat_parameters
-from rllib_seac.rollouts import RolloutCollector, RolloutWorkers
+from rllib_seac._rllib_internals import (
+    checkpoint_component_wanted,
+    checkpoint_subcomponents,
+    env_runner_seed,
+)
+from rllib_seac.agent_modules import (
+    agent_indices_of_each_module,
+    agents_of_each_module,
+    module_of_each_agent,
+)
+from rllib_seac.sampling.env_batch import EnvBatch
+from rllib_seac.sampling.rollouts import RolloutCollector, RolloutWorkers
+from rllib_seac.seac.rl_module import flat_parameters, load_flat_parameters
+from rllib_seac.seeding import derived_seed
+from rllib_seac.torch_threads import set_torch_threads
 
 # The in-process collector's envs, observations and random streams (see
 # RolloutCollector.get_state): checkpoints then resume a run exactly.
@@ -81,9 +92,9 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
     def _start_rollouts(self) -> None:
         self._stop_rollouts()
-        config, seed = self.config, self._seed
+        config, seed = self.config, env_runner_seed(self)
         n_envs, processes = config.num_envs_per_env_runner, config.num_env_processes_per_env_runner
-        module_of_agent = [config.policy_mapping_fn(aid, None) for aid in self.agent_ids]
+        module_of_agent = module_of_each_agent(config.policy_mapping_fn, self.agent_ids)
         if processes:
             self._rollouts = RolloutWorkers(
                 config.env,
@@ -98,9 +109,8 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             self._weights_changed = True
         else:
             envs = EnvBatch(config.env, self._env_config, n_envs, seed)
-            collector_seed = None if seed is None else seed * 1000
             self._rollouts = RolloutCollector(
-                envs, self.module, module_of_agent, config.n_steps, collector_seed
+                envs, self.module, module_of_agent, config.n_steps, derived_seed(seed, 0)
             )
         self._n_envs = n_envs
 
@@ -119,9 +129,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             ),
             **{
                 mid: (self._obs_space, self._act_space)
-                for mid in dict.fromkeys(
-                    self.config.policy_mapping_fn(a, None) for a in self.agent_ids
-                )
+                for mid in agents_of_each_module(self.config.policy_mapping_fn, self.agent_ids)
             },
         }
 
@@ -178,9 +186,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             self._rollouts.weights_changed()
 
     def _by_module(self, out: dict) -> dict[str, dict[str, np.ndarray]]:
-        rows: dict[str, list[int]] = {}
-        for j, aid in enumerate(self.agent_ids):
-            rows.setdefault(self.config.policy_mapping_fn(aid, None), []).append(j)
+        rows = agent_indices_of_each_module(self.config.policy_mapping_fn, self.agent_ids)
         return {mid: {col: v[idx] for col, v in out.items()} for mid, idx in rows.items()}
 
     def _log_episode(self, returns: np.ndarray, length: int) -> None:
@@ -214,10 +220,10 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         state = {NUM_ENV_STEPS_SAMPLED_LIFETIME: self.num_env_steps_sampled_lifetime}
         if isinstance(self._rollouts, RolloutCollector):
             state[ROLLOUT_STATE] = self._rollouts.get_state()
-        if self._check_component(COMPONENT_RL_MODULE, components, not_components):
+        if checkpoint_component_wanted(self, COMPONENT_RL_MODULE, components, not_components):
             state[COMPONENT_RL_MODULE] = self.module.get_state(
-                components=self._get_subcomponents(COMPONENT_RL_MODULE, components),
-                not_components=self._get_subcomponents(COMPONENT_RL_MODULE, not_components),
+                components=checkpoint_subcomponents(self, COMPONENT_RL_MODULE, components),
+                not_components=checkpoint_subcomponents(self, COMPONENT_RL_MODULE, not_components),
                 **kwargs,
             )
             state[WEIGHTS_SEQ_NO] = self._weights_seq_no
@@ -243,11 +249,12 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
     @torch.no_grad()
     def copy_weights_from(self, module) -> None:
-        """In-process weight sync from the learner's MultiRLModule."""
+        """In-process weight sync from the learner's MultiRLModule (on the learner's
+        device: a GPU learner's weights are copied to this runner's CPU module)."""
         for mid in module.keys():
-            torch._foreach_copy_(
-                list(self.module[mid].parameters()), list(module[mid].parameters())
-            )
+            params = list(self.module[mid].parameters())
+            weights = [w.to(p.device) for w, p in zip(module[mid].parameters(), params)]
+            torch._foreach_copy_(params, weights)
         self._on_new_weights()
 
     def get_ctor_args_and_kwargs(self):

@@ -9,49 +9,24 @@ learner, env runner or Ray actor is built.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
-from ray.rllib.utils.checkpoints import Checkpointable
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 
+from rllib_seac.agent_modules import module_of_each_agent
+from rllib_seac.analysis.labels import env_label, variant_name
+from rllib_seac.checkpoints import MODULES_DIR, CheckpointError, find_checkpoint, saved_config
 from rllib_seac.envs import make_env
-from rllib_seac.labels import env_label, variant_name
+from rllib_seac.seac.config import SEACConfig
+from rllib_seac.seeding import action_generator
+from rllib_seac.seql import SEQLConfig
 
-CHECKPOINT_FILE = "rllib_checkpoint.json"
-CONFIG_FILE = Checkpointable.CLASS_AND_CTOR_ARGS_FILE_NAME
 STOCHASTIC = "stochastic policies"
 GREEDY = "greedy policies (epsilon = 0)"
-MODULES_DIR = Path("learner_group", "learner", "rl_module")
-
-
-class CheckpointError(ValueError):
-    """A path that is not a usable SEAC checkpoint, or whose env cannot be made."""
-
-
-def find_checkpoint(path) -> Path:
-    """`path` itself, or the latest checkpoint_* in it (a Tune trial directory).
-
-    Absolute: RLlib reads checkpoints through pyarrow, which takes a relative path
-    for a URI without a scheme.
-    """
-    path = Path(path).absolute()
-    if not path.exists():
-        raise CheckpointError(f"no such checkpoint: {path}")
-    if (path / CHECKPOINT_FILE).is_file():
-        return path
-    in_trial = sorted(path.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
-    if in_trial:
-        return in_trial[-1].parent
-    raise CheckpointError(
-        f"{path} is not an RLlib checkpoint (no {CHECKPOINT_FILE} in it): give the "
-        "directory algo.save_to_path() wrote, or a Tune trial directory with checkpoint_* "
-        "in it."
-    )
 
 
 class AgentPolicies:
@@ -59,16 +34,8 @@ class AgentPolicies:
     with: SEAC's actors, sampled, or SEQL's Q-networks, greedy."""
 
     def __init__(self, checkpoint):
-        from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-        from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
-
-        from rllib_seac.config import SEACConfig
-        from rllib_seac.seql import SEQLConfig
-
         self.checkpoint = find_checkpoint(checkpoint)
-        with open(self.checkpoint / CONFIG_FILE, "rb") as f:
-            (config_state, *_), _ = pickle.load(f)["ctor_args_and_kwargs"]
-        self.config = AlgorithmConfig.from_state(config_state)
+        self.config = saved_config(self.checkpoint)
         if not isinstance(self.config, (SEACConfig, SEQLConfig)):
             raise CheckpointError(
                 f"{self.checkpoint} is a {type(self.config).__name__} checkpoint, not "
@@ -77,9 +44,10 @@ class AgentPolicies:
         self.greedy = isinstance(self.config, SEQLConfig)
         self.kind = GREEDY if self.greedy else STOCHASTIC
         modules = MultiRLModule.from_checkpoint(self.checkpoint / MODULES_DIR)
+        agents = self.config.agent_ids
         self.actors = {
-            aid: _policy_net(modules[self.config.policy_mapping_fn(aid, None)], self.greedy)
-            for aid in self.config.agent_ids
+            aid: _policy_net(modules[mid], self.greedy)
+            for aid, mid in zip(agents, module_of_each_agent(self.config.policy_mapping_fn, agents))
         }
 
     def make_env(self, **extra_config):
@@ -111,15 +79,6 @@ def _policy_net(module, greedy: bool):
     if not greedy:
         return module.actor
     return lambda obs: module.compute_q_values({Columns.OBS: obs})["qf_preds"]
-
-
-def action_generator(seed: int | None) -> torch.Generator:
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()  # a fresh seed: an unseeded Generator always starts the same
-    else:
-        generator.manual_seed(seed)
-    return generator
 
 
 def run_episode(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rllib_seac.envs import check_seac_spaces, make_env
+from rllib_seac.seeding import derived_seed
 
 
 class EnvBatch:
@@ -18,9 +19,7 @@ class EnvBatch:
         self.agent_ids = list(self.envs[0].possible_agents)
         self.obs_space, self.action_space = check_seac_spaces(self.envs[0])
         self._env_name = env
-        self._seeds = [
-            None if seed is None else seed * 1000 + first_index + e for e in range(n_envs)
-        ]
+        self._seeds = [derived_seed(seed, first_index + e) for e in range(n_envs)]
 
     def reset(self) -> np.ndarray:
         """Starts every env's first episode; the seeds apply to this reset only."""

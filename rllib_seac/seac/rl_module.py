@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -38,6 +39,14 @@ class SEACTorchRLModule(TorchRLModule, ValueFunctionAPI):
     module on every agent's data in one batched call (`SEACTorchLearner`), using
     the `actor` and `critic` submodules directly.
     """
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """What TorchLearner enters around each module's gradient step when
+        num_learners > 1, expecting torch DDP's wrapper there. SEAC's modules stay
+        unwrapped (DataParallelSEACLearner all-reduces the gradients itself): no
+        gradient sync to hold back."""
+        yield
 
     def setup(self):
         hidden = list(self.model_config.get("hidden_sizes", DEFAULT_HIDDEN_SIZES))
