@@ -21,7 +21,7 @@ after every window of 250k env steps rewrites the trial's record under
   1 MB for 4 agents). best/ holds the checkpoint of the best window so far.
 
 Commit the record after a leg (or any time: the files are consistent after every
-window). `report` prints the table of the README's RWARE section from the records and
+window). `report` prints the table of docs/results/rware.md from the records and
 draws the figure with `rllib plot`.
 """
 
