@@ -1,6 +1,7 @@
 """End to end on the real rware env and a real (shared) Ray instance."""
 
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -283,6 +284,17 @@ def test_a_checkpoint_saved_before_the_package_layout_moved_restores():
 
     for old, new in MOVED_MODULES.items():
         assert importlib.import_module(old) is importlib.import_module(new), old
+    # What a checkpoint of the flat layout pickled: classes by their old module path.
+    for old, name in [
+        ("rllib_seac.config", "SEACConfig"),
+        ("rllib_seac.algorithm", "SEAC"),
+        ("rllib_seac.env_runner", "SEACEnvRunner"),
+        ("rllib_seac.learner", "SEACTorchLearner"),
+        ("rllib_seac.rl_module", "SEACTorchRLModule"),
+    ]:
+        loaded = pickle.loads(f"c{old}\n{name}\n.".encode())
+        assert loaded is getattr(importlib.import_module(MOVED_MODULES[old]), name)
+    # The RWARE campaign's committed checkpoint (docs/results/) restores and trains on.
     checkpoint = (
         Path(__file__).resolve().parents[1] / "docs/results/rware-tiny-4ag-v2/SEAC-seed0/checkpoint"
     )
