@@ -3,6 +3,7 @@
     python benchmarks/learning.py [--env Foraging-8x8-2p-2f-v3] [--env-steps 1000000]
         [--seeds 3] [--threshold 0.5] [--out results/learning]
         [--variants SEAC IAC SNAC] [--env-processes P] [--overlap-sampling]
+        [--config JSON] [--label-by KEY]
 
 Runs the (up to) 3 x N trials two at a time (one CPU each) and writes, under
 --out/<env>_<date>/, Tune's result files and end checkpoints (for `rllib evaluate`),
@@ -10,11 +11,19 @@ the figures returns.png, agents.png and is-weights.png, and summary.md: per
 algorithm, the env steps to reach --threshold and the return at the budget, mean ±
 std over seeds, and the mean return in each tenth of the budget (with a 1M budget,
 100k-step windows). Foraging-* envs get the paper's episode limit of 25 (App. A.2).
+--config merges settings into every trial (a {"grid_search": [...]} value makes one
+trial per value and seed); --label-by names the setting that labels the rows and curves
+instead of the algorithm, e.g. the 3 + 3 seeds of LBF's seac_target question:
+
+    python benchmarks/learning.py --variants SEAC --seeds 3 --env-steps 1000000 \
+        --config '{"seac_target": {"grid_search": ["paper", "authors"]}}' \
+        --label-by seac_target --out results/lbf-seac-target
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -65,6 +74,10 @@ def main() -> None:
     )
     parser.add_argument("--env-processes", type=int, default=0, help="env worker processes")
     parser.add_argument("--overlap-sampling", action="store_true")
+    parser.add_argument(
+        "--config", type=json.loads, default={}, help="JSON merged into every trial's config"
+    )
+    parser.add_argument("--label-by", help="the setting that labels rows and curves")
     args = parser.parse_args()
     variants = [v for v in VARIANTS if variant_name(v) in args.variants]
     sampling = {
@@ -84,6 +97,7 @@ def main() -> None:
         "shared_policy": tune.choice([False, True]),
         "seed": tune.grid_search(list(range(args.seeds))),
         **sampling,
+        **args.config,
     }
     tuner = tune.Tuner(
         "SEAC",
@@ -104,7 +118,10 @@ def main() -> None:
     results = tuner.fit()
     run_dir = Path(results.experiment_path)
     trials = load_trials([run_dir])
-    figures = [plot_trials(trials, run_dir / f"{kind}.png", kind) for kind in FIGURES]
+    figures = [
+        plot_trials(trials, run_dir / f"{kind}.png", kind, label_by=args.label_by)
+        for kind in FIGURES
+    ]
     wall = time.perf_counter() - start
 
     summary = "\n".join(
@@ -117,9 +134,9 @@ def main() -> None:
             "Return: the episode return summed over agents, each iteration's mean over the "
             "training episodes that ended in it.",
             "",
-            *threshold_table(trials, args.threshold, args.env_steps),
+            *threshold_table(trials, args.threshold, args.env_steps, args.label_by),
             "",
-            *window_table(trials, args.env_steps),
+            *window_table(trials, args.env_steps, args.label_by),
             "",
             f"command: `{command}`",
             f"wall time: {wall / 60:.1f} min",
@@ -135,13 +152,13 @@ def mean_std(values, fmt: str) -> str:
     return f"{np.mean(values):{fmt}} ± {np.std(values):{fmt}}" if values else "—"
 
 
-def threshold_table(trials, threshold: float, budget: int) -> list[str]:
+def threshold_table(trials, threshold: float, budget: int, label_by=None) -> list[str]:
     lines = [
         f"| algorithm | seeds | env steps to return ≥ {threshold:g} (seeds reaching it) "
         f"| return at {budget:,} steps (last 10% of steps) |",
         "|---|---|---|---|",
     ]
-    for label, group in group_trials(trials).items():
+    for label, group in group_trials(trials, label_by).items():
         crossings = []
         for t in group:
             steps, values = t.series(RETURN)
@@ -156,7 +173,7 @@ def threshold_table(trials, threshold: float, budget: int) -> list[str]:
     return lines
 
 
-def window_table(trials, budget: int) -> list[str]:
+def window_table(trials, budget: int, label_by=None) -> list[str]:
     """Mean return of each tenth of the budget: per seed, then mean over seeds."""
     edges = np.linspace(0, budget, WINDOWS + 1)
     names = [f"{a / 1000:g}–{b / 1000:g}k" for a, b in zip(edges[:-1], edges[1:])]
@@ -166,7 +183,7 @@ def window_table(trials, budget: int) -> list[str]:
         f"| algorithm | {' | '.join(names)} |",
         f"|---|{'---|' * WINDOWS}",
     ]
-    for label, group in group_trials(trials).items():
+    for label, group in group_trials(trials, label_by).items():
         cells = []
         for a, b in zip(edges[:-1], edges[1:]):
             seed_means = []
