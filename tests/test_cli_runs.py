@@ -84,6 +84,35 @@ def test_dqn_on_rware_gets_a_multi_agent_replay_buffer(tmp_path):
     assert {"agent_0", "agent_1"} <= set(result["learners"])
 
 
+def appo(config: str) -> str:
+    stop = "{training_iteration: 2}"
+    return f"appo:\n  run: APPO\n  env: {RWARE}\n  stop: {stop}\n  config: {config}\n"
+
+
+def test_appo_learning_in_the_trial_process_fits_two_cpus(tmp_path):
+    config = "{num_env_runners: 1, num_learners: 0}"
+    args = ["train", "file", write(tmp_path, appo(config)), "--storage-path", str(tmp_path)]
+    assert main(args) == 0
+    last = results(tmp_path / "appo")[-1]
+    # APPO samples asynchronously: its first iteration may report no steps yet.
+    assert last["num_env_steps_sampled_lifetime"] > 0
+    assert {"agent_0", "agent_1"} <= set(last["learners"])
+
+
+def test_a_trial_larger_than_the_machine_is_refused_in_one_line(tmp_path, capsys):
+    # APPO's default remote learner makes 3 CPUs with one env runner; the test
+    # session's Ray has 2. Tune would wait for the third forever.
+    args = ["train", "file", write(tmp_path, appo("{num_env_runners: 1}"))]
+    assert main([*args, "--storage-path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "rllib: error: experiment 'appo': each APPO trial asks for 3 CPUs "
+        "(num_env_runners=1, num_learners=1) but Ray has 2 here: lower num_env_runners, "
+        "or set num_learners: 0 to learn in the trial's own process."
+    )
+    assert not (tmp_path / "appo").exists()
+
+
 def test_experiment_keys_num_samples_and_checkpoint_config(tmp_path, capsys):
     text = f"""\
 seac-keys:

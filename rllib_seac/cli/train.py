@@ -220,9 +220,7 @@ def validate(exp: Experiment) -> None:
         known = key in CONFIG_ALIASES or hasattr(defaults, config_attribute(str(key)))
         if not known and key != SHARED_POLICY:
             raise UsageError(f"experiment {exp.name!r}: unknown config key {key!r}.")
-    first = {key: values[0] for key, values in exp.grid.items()}
-    points = [first] + [{**first, k: v} for k, values in exp.grid.items() for v in values[1:]]
-    for point in points:
+    for point in _grid_points(exp):
         try:
             config = algorithm_config(exp).environment(exp.env)
             config.update_from_dict(trial_settings(exp, point)).validate()
@@ -231,6 +229,40 @@ def validate(exp: Experiment) -> None:
             where = f" (with {point})" if point else ""
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(f"experiment {exp.name!r}{where}: {message}") from None
+
+
+def _grid_points(exp: Experiment) -> list[dict]:
+    """Each grid value once, the other grid settings at their first value."""
+    first = {key: values[0] for key, values in exp.grid.items()}
+    return [first] + [{**first, k: v} for k, values in exp.grid.items() for v in values[1:]]
+
+
+def _check_trials_fit(exp: Experiment) -> None:
+    """Refuses a trial that asks for more CPUs or GPUs than Ray has here: Tune would
+    wait for them forever, warning once a minute. A cluster that RAY_ADDRESS names
+    may autoscale, so its trials are left to Tune."""
+    import ray
+    from ray.tune.registry import get_trainable_cls
+
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS", "") not in ("", "local"):
+            return
+        ray.init()  # as Tune's fit() would; the check needs Ray's count of this machine
+    have = ray.cluster_resources()
+    for point in _grid_points(exp):
+        config = algorithm_config(exp).environment(exp.env)
+        config.update_from_dict(trial_settings(exp, point))
+        need = get_trainable_cls(exp.run).default_resource_request(config).required_resources
+        for kind in ("CPU", "GPU"):
+            if need.get(kind, 0) > have.get(kind, 0):
+                where = f" (with {point})" if point else ""
+                raise UsageError(
+                    f"experiment {exp.name!r}{where}: each {exp.run} trial asks for "
+                    f"{need[kind]:g} {kind}s (num_env_runners={config.num_env_runners}, "
+                    f"num_learners={config.num_learners}) but Ray has {have.get(kind, 0):g} "
+                    "here: lower num_env_runners, or set num_learners: 0 to learn in the "
+                    "trial's own process."
+                )
 
 
 def _storage(exp: Experiment) -> str:
@@ -306,6 +338,7 @@ def _run(exp: Experiment, resume: bool, verbose: int, callbacks: list) -> int:
     from rllib_seac.cli.progress import ReturnReporter, print_summary
     from rllib_seac.seac.config import SEACConfig
 
+    _check_trials_fit(exp)
     # Only the file's settings: the algorithm fills in its defaults.
     param_space = {"env": exp.env, **trial_settings(exp, {})}
     param_space.update({key: tune.grid_search(values) for key, values in exp.grid.items()})
