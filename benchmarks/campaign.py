@@ -221,22 +221,55 @@ def report_task(task_dir: Path) -> str:
         + " |",
         "|---|---|---|" + "---|" * (len(THRESHOLDS) + len(MILESTONES)),
     ]
+    per_variant: dict[str, list[list[float | None]]] = {}
     for trial_dir in sorted(p for p in task_dir.iterdir() if (p / "progress.csv").is_file()):
         rows = [r for r in read_rows(trial_dir / "progress.csv") if r[RETURN] != ""]
         steps = np.array([r[STEPS] for r in rows])
         returns = np.array([r[RETURN] for r in rows])
-        cells = [trial_dir.name, f"{int(steps[-1]):,}", f"{rows[-1][WALL] / 3600:.1f} h"]
+        figures = []
         for threshold in THRESHOLDS:
             reached = np.flatnonzero(returns >= threshold)
-            cells.append(f"{int(steps[reached[0]]):,}" if len(reached) else "not yet")
+            figures.append(float(steps[reached[0]]) if len(reached) else None)
         for milestone in MILESTONES:
             at = np.flatnonzero(steps == milestone)
-            cells.append(f"{returns[at[0]]:.2f}" if len(at) else "—")
-        lines.append("| " + " | ".join(cells) + " |")
+            figures.append(float(returns[at[0]]) if len(at) else None)
+        per_variant.setdefault(trial_dir.name.split("-seed")[0], []).append(figures)
+        head = [trial_dir.name, f"{int(steps[-1]):,}", f"{rows[-1][WALL] / 3600:.1f} h"]
+        lines.append("| " + " | ".join(head + _cells(figures, missing="not yet")) + " |")
+    for variant, trials in per_variant.items():
+        if len(trials) > 1:
+            means = [
+                _mean_std([t[i] for t in trials], crossing=i < len(THRESHOLDS))
+                for i in range(len(trials[0]))
+            ]
+            head = [f"{variant}, mean ± std", "", ""]
+            lines.append("| " + " | ".join(head + means) + " |")
     figure = task_dir / "returns.png"
     plot = [sys.executable, "-m", "rllib_seac.cli", "plot", str(task_dir), "--out", str(figure)]
     subprocess.run(plot, check=True)
     return "\n".join([*lines, "", f"figure: {figure}"])
+
+
+def _cells(figures: list[float | None], missing: str) -> list[str]:
+    """Threshold crossings (env steps) then milestone returns, as table cells."""
+    cells = []
+    for i, value in enumerate(figures):
+        crossing = i < len(THRESHOLDS)
+        if value is None:
+            cells.append(missing if crossing else "—")
+        else:
+            cells.append(f"{int(value):,}" if crossing else f"{value:.2f}")
+    return cells
+
+
+def _mean_std(values: list[float | None], crossing: bool) -> str:
+    """Over the seeds that reached it, saying how many did."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return "—"
+    fmt = ",.0f" if crossing else ".2f"
+    text = f"{np.mean(known):{fmt}} ± {np.std(known):{fmt}}"
+    return text + (f" ({len(known)}/{len(values)} seeds)" if len(known) < len(values) else "")
 
 
 if __name__ == "__main__":
