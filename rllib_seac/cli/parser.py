@@ -47,6 +47,15 @@ def _imports(default=None) -> argparse.ArgumentParser:
     return parent
 
 
+def _checkpoint_options() -> argparse.ArgumentParser:
+    """What `evaluate` and `render` both take: the checkpoint, the user's env
+    modules and the seed of the episodes."""
+    parent = _imports()
+    parent.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    parent.add_argument("--seed", type=int, help="Seed of the first env reset and the actions.")
+    return parent
+
+
 def _run_options(default=None) -> argparse.ArgumentParser:
     """The options of both `train file` and `train --algo`. `train file` takes them
     with `default=argparse.SUPPRESS`, so that its unset options do not overwrite
@@ -162,16 +171,14 @@ def _add_train(commands) -> None:
 def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
-        parents=[_imports()],
+        parents=[_checkpoint_options()],
         help="Run a checkpoint's agents for full episodes; mean ± std of the returns.",
         description="Runs the agents' stochastic policies (SEAC, as the paper's evaluation, "
         "App. B; SEQL/IQL: greedy, epsilon = 0) in the checkpoint's env and prints the "
         "total return (summed over agents) as mean ± std over episodes, and each agent's "
         "return.",
     )
-    evaluate.add_argument("checkpoint", help=CHECKPOINT_HELP)
     evaluate.add_argument("--episodes", type=int, default=100, help="Episodes to run (100).")
-    evaluate.add_argument("--seed", type=int, help="Seed of the first env reset and the actions.")
     evaluate.add_argument("--json", action="store_true", help="Print the results as JSON.")
     evaluate.set_defaults(handler=("rllib_seac.cli.evaluate", "evaluate"))
 
@@ -179,18 +186,16 @@ def _add_evaluate(commands) -> None:
 def _add_render(commands) -> None:
     render = commands.add_parser(
         "render",
-        parents=[_imports()],
+        parents=[_checkpoint_options()],
         help="Write an animated GIF of a checkpoint's agents.",
         description="Runs the agents' policies (as `evaluate`) in the checkpoint's env, made "
         "with render_mode='rgb_array', and writes the frames as a GIF. Works without a "
         "display: pyglet-drawn envs (rware, lbforaging) render through EGL.",
     )
-    render.add_argument("checkpoint", help=CHECKPOINT_HELP)
     render.add_argument("--out", required=True, help="GIF file to write, e.g. run.gif.")
     render.add_argument("--episodes", type=int, default=1, help="Episodes to record (1).")
     render.add_argument("--max-steps", type=int, help="Cut each episode after N steps.")
     render.add_argument("--fps", type=float, default=10, help="Frames per second (10).")
-    render.add_argument("--seed", type=int, help="Seed of the first env reset and the actions.")
     render.set_defaults(handler=("rllib_seac.cli.evaluate", "render"))
 
 
