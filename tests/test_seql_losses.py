@@ -18,13 +18,13 @@ from ray.rllib.utils.schedules.scheduler import Scheduler
 from rllib_seac import SEQLConfig, _rllib_internals
 from rllib_seac.seac.config import agent_is_module
 from rllib_seac.seql.direct_loop import EpsilonSchedule
-from rllib_seac.seql.direct_update import STAT_NAMES, UpdateSettings, update_agents
+from rllib_seac.seql.direct_update import STAT_NAMES, UpdateSettings, agent_networks, update_agents
 from rllib_seac.seql.replay_buffer import per_agent_items
 
 OBS_DIM, N_ACTIONS, BATCH, GAMMA = 5, 4, 12, 0.99
 
 
-def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True):
+def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True, activation="relu"):
     agents = [f"agent_{i}" for i in range(n_agents)]
     config = SEQLConfig().training(
         share_experience=share,
@@ -33,6 +33,7 @@ def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True):
         gamma=GAMMA,
         train_batch_size_per_learner=BATCH,
     )
+    config.rl_module(model_config={**config.model_config, "fcnet_activation": activation})
     config.agent_ids = agents
     config.multi_agent(policies=set(agents), policy_mapping_fn=agent_is_module)
     spaces = gym.spaces.Box(-1, 1, (OBS_DIM,)), gym.spaces.Discrete(N_ACTIONS)
@@ -175,11 +176,20 @@ def parameters(learner, agents):
     return {aid: learner.module[aid].state_dict() for aid in agents}
 
 
-@pytest.mark.parametrize("n_agents", [2, 3])
+@pytest.mark.parametrize(
+    "n_agents, activation", [(2, "relu"), (3, "relu"), (2, "tanh")], ids=["2", "3", "tanh"]
+)
 @pytest.mark.parametrize("share", [True, False], ids=["SEQL", "IQL"])
-def test_direct_update_equals_the_learners_update(n_agents, share):
-    rllib_path, agents = make_learner(n_agents, share=share, seql_lambda=0.7)
-    direct_path, _ = make_learner(n_agents, share=share, seql_lambda=0.7)
+def test_direct_update_equals_the_learners_update(n_agents, activation, share):
+    settings = dict(share=share, seql_lambda=0.7, activation=activation)
+    rllib_path, agents = make_learner(n_agents, **settings)
+    direct_path, _ = make_learner(n_agents, **settings)
+    networks = [
+        agent_networks(direct_path.module[aid], direct_path.get_optimizers_for_module(aid)[0][1])
+        for aid in agents
+    ]
+    # ReLU MLPs (SEQLConfig's) run their Linear layers directly; others RLlib's forward.
+    assert all(n.plain_mlp == (activation == "relu") for n in networks)
     batch = make_batch(agents, per_agent_items(BATCH, n_agents) if share else BATCH)
     expected_losses = [reference_seql(direct_path, batch, aid, 0.7) for aid in agents]
     if not share:
@@ -187,8 +197,12 @@ def test_direct_update_equals_the_learners_update(n_agents, share):
     for step in range(2):  # the second step runs on Adam's moments of the first
         learner_update(rllib_path, batch)
         stats = update_agents(
-            [direct_path.module[aid] for aid in agents],
-            [direct_path.get_optimizers_for_module(aid)[0][1] for aid in agents],
+            [
+                agent_networks(
+                    direct_path.module[aid], direct_path.get_optimizers_for_module(aid)[0][1]
+                )
+                for aid in agents
+            ],
             [batch[aid] for aid in agents],
             UpdateSettings.from_config(direct_path.config),
         )

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from ray.rllib.algorithms.dqn.dqn_learner import QF_PREDS
-from ray.rllib.core.columns import Columns
 from ray.rllib.utils.metrics import (
     EPISODE_AGENT_RETURN_MEAN,
     EPISODE_LEN_MEAN,
@@ -38,7 +36,7 @@ from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 from rllib_seac.agent_modules import module_of_each_agent
 from rllib_seac.sampling.env_batch import EnvBatch
-from rllib_seac.seql.direct_update import UpdateSettings, target_pairs, update_agents
+from rllib_seac.seql.direct_update import UpdateSettings, agent_networks, update_agents
 from rllib_seac.seql.replay_buffer import AgentReplayBuffers, per_agent_items
 from rllib_seac.torch_threads import set_torch_threads
 
@@ -93,7 +91,7 @@ class DirectLoop:
         epsilon of the last step."""
         modules = [learner.module[mid].unwrapped() for mid in self.module_ids]
         optimizers = [learner.get_optimizers_for_module(mid)[0][1] for mid in self.module_ids]
-        pairs = [target_pairs(module) for module in modules]
+        networks = [agent_networks(m, opt) for m, opt in zip(modules, optimizers)]
         schedule_lr = isinstance(self.config.lr, (list, tuple))
         if self._obs is None:
             self._obs = self.envs.reset()[:, 0]
@@ -101,7 +99,7 @@ class DirectLoop:
         self._target_updates = 0
         for _ in range(n_steps):
             epsilon = self.epsilon(t)
-            actions = self._act(modules, epsilon)
+            actions = self._act(networks, epsilon)
             step = self.envs.step(actions[:, None])
             terminated = step["terminated"][:, 0]
             self.buffers.add(
@@ -115,7 +113,7 @@ class DirectLoop:
                     learner.before_gradient_based_update(
                         timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: t}
                     )
-                stats.append(self._update(modules, optimizers, pairs, t))
+                stats.append(self._update(networks, t))
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, n_steps, reduce="sum")
         self.metrics.log_value(
             NUM_ENV_STEPS_SAMPLED_LIFETIME, n_steps, reduce="lifetime_sum", with_throughput=True
@@ -128,31 +126,29 @@ class DirectLoop:
         }
 
     @torch.no_grad()
-    def _act(self, modules, epsilon: float) -> np.ndarray:
+    def _act(self, networks, epsilon: float) -> np.ndarray:
         """a^i = a random action with probability epsilon, else argmax_a Q_i(o^i, a)
         (RLlib's DQN exploration). The uniforms and random actions are drawn for
         every agent at every step, so the stream does not depend on the Q-values."""
-        n = len(modules)
+        n = len(networks)
         explore = self._explore_rng.random(n) < epsilon
         actions = self._explore_rng.integers(0, self.n_actions, n)
         for i in np.flatnonzero(~explore):
             obs = torch.from_numpy(self._obs[i : i + 1])
-            actions[i] = int(modules[i].compute_q_values({Columns.OBS: obs})[QF_PREDS].argmax())
+            actions[i] = int(networks[i].q(obs).argmax())
         return actions
 
-    def _update(self, modules, optimizers, pairs, t: int) -> torch.Tensor:
+    def _update(self, networks, t: int) -> torch.Tensor:
         parts = [
             self.buffers.sample(k, self.batch_per_agent, self._replay_rng)
-            for k in range(len(modules))
+            for k in range(len(networks))
         ]
         # Every agent updates at every step, so one clock serves all target networks.
         due = t - self._last_target_update >= self.config.target_network_update_freq
         if due:
             self._last_target_update = t
             self._target_updates += 1
-        return update_agents(
-            modules, optimizers, parts, self.settings, update_targets=due, pairs=pairs
-        )
+        return update_agents(networks, parts, self.settings, update_targets=due)
 
     def _count_episode(self, step: dict) -> None:
         self._returns += step["rewards"][:, 0]

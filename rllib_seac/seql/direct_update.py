@@ -9,9 +9,11 @@ conversion, connectors and metric logging; this one is the arithmetic alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from ray.rllib.algorithms.dqn.dqn_learner import QF_PREDS
 from ray.rllib.core.columns import Columns
 
@@ -49,36 +51,98 @@ class UpdateSettings:
         )
 
 
+@dataclass(frozen=True)
+class AgentNetworks:
+    """What one agent's update uses: Q(obs, .), its target network's Q(obs, .), the
+    learner's optimizer of the Q-network and the (network, target) parameters;
+    `plain_mlp`: whether q and target_q run the Linear layers directly."""
+
+    q: Callable[[torch.Tensor], torch.Tensor]
+    target_q: Callable[[torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    pairs: tuple[list, list]
+    plain_mlp: bool
+
+
+def agent_networks(module, optimizer) -> AgentNetworks:
+    """`module`'s networks (a DQN RLModule) for `update_agents`.
+
+    RLlib's `compute_q_values` / `forward_target` pass dicts through its encoder
+    and head wrappers, a fifth of a step for 128-unit MLPs; where the networks are
+    plain ReLU MLPs (SEQLConfig's default) and give the same Q-values, the update
+    runs their Linear layers directly instead."""
+    pairs = module.get_target_network_pairs()
+    main = _relu_mlp_weights([m for m, _ in pairs])
+    target = _relu_mlp_weights([t for _, t in pairs])
+    if main and target and _same_q_values(module, main, target):
+        return AgentNetworks(
+            lambda obs: relu_mlp(main, obs),
+            lambda obs: relu_mlp(target, obs),
+            optimizer,
+            target_pairs(module),
+            plain_mlp=True,
+        )
+    return AgentNetworks(
+        lambda obs: module.compute_q_values({Columns.OBS: obs})[QF_PREDS],
+        lambda obs: module.forward_target({Columns.OBS: obs})[QF_PREDS],
+        optimizer,
+        target_pairs(module),
+        plain_mlp=False,
+    )
+
+
+def relu_mlp(weights: list[tuple], x: torch.Tensor) -> torch.Tensor:
+    for weight, bias in weights[:-1]:
+        x = F.relu(F.linear(x, weight, bias))
+    return F.linear(x, *weights[-1])
+
+
+def _relu_mlp_weights(networks: list) -> list[tuple] | None:
+    """(weight, bias) of each Linear layer of `networks` run one after the other,
+    if their layers are Linear, ReLU, ..., Linear and nothing else; else None."""
+    leaves = [m for net in networks for m in net.modules() if not list(m.children())]
+    n_linear = (len(leaves) + 1) // 2
+    expected = [torch.nn.Linear, torch.nn.ReLU] * (n_linear - 1) + [torch.nn.Linear]
+    if [type(m) for m in leaves] != expected:
+        return None
+    return [(m.weight, m.bias) for m in leaves[::2]]
+
+
+@torch.no_grad()
+def _same_q_values(module, main: list[tuple], target: list[tuple]) -> bool:
+    """Whether the Linear layers, run in order, are what RLlib's forward runs."""
+    obs = torch.randn(4, main[0][0].shape[1])
+    batch = {Columns.OBS: obs}
+    return torch.allclose(
+        relu_mlp(main, obs), module.compute_q_values(batch)[QF_PREDS]
+    ) and torch.allclose(relu_mlp(target, obs), module.forward_target(batch)[QF_PREDS])
+
+
 def update_agents(
-    modules: list,
-    optimizers: list,
+    networks: list[AgentNetworks],
     parts: list[dict[str, torch.Tensor]],
     settings: UpdateSettings,
     update_targets: bool = True,
-    pairs: list | None = None,
 ) -> torch.Tensor:
-    """One gradient step of each agent i (module i, Adam `optimizers[i]`).
+    """One gradient step of each agent i (`networks[i]`, see `agent_networks`).
 
     `parts[k]` holds the transitions sampled from agent k's buffer (OBS, ACTIONS,
     REWARDS, NEXT_OBS, TERMINATEDS): M // N each for SEQL, where every agent
     trains on all parts (own part + lambda x the others', App. D); M each for IQL,
     where agent i trains on part i only (Eq. 6). Then each target network moves
-    by tau towards its Q-network if `update_targets` (`pairs`: the modules'
-    `target_pairs`, computed here when not given). Returns the figures of
+    by tau towards its Q-network if `update_targets`. Returns the figures of
     STAT_NAMES per agent, [N, 6] (others_q_loss is 0 for IQL)."""
-    n = len(modules)
+    n = len(networks)
     shared = settings.share_experience and n > 1
     if shared:
         joined = {c: torch.cat([p[c] for p in parts]) for c in parts[0]}
         bounds = torch.tensor([0] + [len(p[Columns.REWARDS]) for p in parts]).cumsum(0).tolist()
-    if update_targets and pairs is None:
-        pairs = [target_pairs(module) for module in modules]
     stats = []
-    for i, (module, optimizer) in enumerate(zip(modules, optimizers)):
+    for i, agent in enumerate(networks):
         batch = joined if shared else parts[i]
-        q = module.compute_q_values({Columns.OBS: batch[Columns.OBS]})[QF_PREDS]
+        q = agent.q(batch[Columns.OBS])
         with torch.no_grad():
-            next_q = module.forward_target({Columns.OBS: batch[Columns.NEXT_OBS]})[QF_PREDS]
+            next_q = agent.target_q(batch[Columns.NEXT_OBS])
         target = q_target(
             batch[Columns.REWARDS],
             next_q,
@@ -97,12 +161,12 @@ def update_agents(
         else:
             own_loss = loss = q_loss(q_taken, target)
             others_loss = torch.zeros(())
-        optimizer.zero_grad(set_to_none=True)
+        agent.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = _clip_global_norm(optimizer, settings.grad_clip, i)
-        optimizer.step()
+        norm = _clip_global_norm(agent.optimizer, settings.grad_clip, i)
+        agent.optimizer.step()
         if update_targets:
-            soft_update_targets(pairs[i], settings.tau)
+            soft_update_targets(agent.pairs, settings.tau)
         q_taken = q_taken.detach()
         stats.append(
             torch.stack(
