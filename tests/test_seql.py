@@ -152,12 +152,22 @@ def test_agents_with_different_spaces_are_named():
         ({"seql_lambda": -1.0}, "seql_lambda must be a number >= 0, got -1.0"),
         ({"share_experience": "yes"}, "share_experience must be true or false, got 'yes'"),
         ({"double_q": True}, "double_q must be False"),
+        ({"direct_loop": 1}, "direct_loop must be true or false, got 1"),
     ],
 )
 def test_bad_settings_name_key_and_value(settings, message):
     with pytest.raises(SEQLConfigError, match="Bad SEQL config") as err:
         SEQLConfig().environment(LBF).training(**settings).validate()
     assert message in str(err.value)
+
+
+def test_direct_loop_refuses_remote_runners_and_names_the_way_out():
+    config = SEQLConfig().environment(LBF).env_runners(num_env_runners=2)
+    with pytest.raises(SEQLConfigError) as err:
+        config.validate()
+    assert "num_env_runners must be 0 with direct_loop=True" in str(err.value)
+    assert "got 2; set direct_loop=False" in str(err.value)
+    config.training(direct_loop=False).validate()
 
 
 def tuned(name: str) -> dict:

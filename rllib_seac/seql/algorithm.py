@@ -21,9 +21,9 @@ from rllib_seac._rllib_internals import local_learner
 from rllib_seac.seac.algorithm import _check_same_agents
 from rllib_seac.seql.direct_loop import DirectLoop
 from rllib_seac.seql.direct_update import STAT_NAMES
+from rllib_seac.seql.torch_learner import OTHERS_Q_LOSS_KEY
 
 EPSILON_KEY = "epsilon"
-OTHERS_Q_LOSS_KEY = "others_q_loss"
 
 
 class SEQL(DQN):

@@ -82,6 +82,7 @@ class DirectLoop:
         self._returns = np.zeros(len(agents))
         self._length = 0
         self._last_target_update = 0  # as DQNLearner
+        self._target_updates = 0  # in the current chunk
         self.metrics = MetricsLogger()  # the env runner's figures, reduced per chunk
 
     def run(self, n_steps: int, t: int, learner) -> dict:
