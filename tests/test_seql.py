@@ -22,19 +22,34 @@ BATCH, STEPS_PER_ITER = 8, 20
 AGENTS = {RWARE: ["agent_0", "agent_1"], LBF: ["agent_0", "agent_1"]}
 
 
-def tiny_config(env, share: bool) -> SEQLConfig:
+def tiny_config(env, share: bool, direct_loop: bool = True) -> SEQLConfig:
     env_config = {"max_episode_steps": 10} if env == LBF else {"max_steps": 10}
     return (
         SEQLConfig()
         .environment(env, env_config=env_config)
         .training(
             share_experience=share,
+            direct_loop=direct_loop,
             train_batch_size_per_learner=BATCH,
             num_steps_sampled_before_learning_starts=BATCH,
         )
         .reporting(min_sample_timesteps_per_iteration=STEPS_PER_ITER)
         .debugging(seed=0)
     )
+
+
+def check_result(result, env, share):
+    assert result["training_iteration"] == 2
+    assert result["num_env_steps_sampled_lifetime"] >= 2 * STEPS_PER_ITER
+    for aid in AGENTS[env]:
+        learner = result["learners"][aid]
+        for key in ("qf_loss", "qf_mean", "td_error_mean", "epsilon"):
+            assert np.isfinite(learner[key]), (aid, key)
+        assert 0.99 < learner["epsilon"] <= 1.0  # 40 steps into a 2.4M-step decay
+        # SEQL: M/N transitions from each agent's buffer; IQL: M from its own.
+        assert learner["module_train_batch_size_mean"] == (BATCH // 2 if share else BATCH)
+        assert ("others_q_loss" in learner) == share
+        assert aid in result["env_runners"]["agent_episode_returns_mean"]
 
 
 @pytest.mark.parametrize("env", [RWARE, LBF])
@@ -44,25 +59,57 @@ def test_trains_two_iterations_with_per_agent_metrics(env, share):
     try:
         for _ in range(2):
             result = algo.train()
-        assert result["training_iteration"] == 2
-        assert result["num_env_steps_sampled_lifetime"] >= 2 * STEPS_PER_ITER
-        agents = AGENTS[env]
-        assert algo.config.agent_ids == agents
-        for aid in agents:
-            learner = result["learners"][aid]
-            for key in ("qf_loss", "qf_mean", "td_error_mean", "epsilon"):
-                assert np.isfinite(learner[key]), (aid, key)
-            assert 0.99 < learner["epsilon"] <= 1.0  # 40 steps into a 2.4M-step decay
-            # SEQL: M/N transitions from each agent's buffer; IQL: M from its own.
-            assert learner["module_train_batch_size_mean"] == (BATCH // 2 if share else BATCH)
-            assert ("others_q_loss" in learner) == share
-            assert aid in result["env_runners"]["agent_episode_returns_mean"]
-        # The buffer itself: M // N items of each agent's data for SEQL.
-        sample = algo.local_replay_buffer.sample(num_items=BATCH)
-        counts = Counter(episode.module_id for episode in sample)
-        assert counts == dict.fromkeys(agents, BATCH // 2 if share else BATCH)
+        check_result(result, env, share)
+        assert algo.config.agent_ids == AGENTS[env]
+        # One update per env step from the BATCH-th on, one target update each.
+        updates = 2 * STEPS_PER_ITER - BATCH + 1
+        trained = result["learners"]["__all_modules__"]["num_env_steps_trained_lifetime"]
+        assert trained == updates * BATCH
+        assert result["learners"]["agent_0"]["num_target_updates"] == updates
+        # The buffers: one row per env step and agent; SEQL draws M // N from each.
+        loop = algo._direct_loop
+        assert loop.buffers.size == 2 * STEPS_PER_ITER
+        assert loop.batch_per_agent == (BATCH // 2 if share else BATCH)
+        # The env runner (used by evaluate()) holds the learner's weights.
+        learner_weights = algo.learner_group.get_weights()["agent_0"]
+        runner_weights = algo.env_runner.module["agent_0"].get_state()
+        for key, value in runner_weights.items():
+            np.testing.assert_array_equal(np.asarray(value), np.asarray(learner_weights[key]))
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("share", [True, False], ids=["SEQL", "IQL"])
+def test_rllib_loop_trains_two_iterations(share):
+    algo = tiny_config(LBF, share, direct_loop=False).build_algo()
+    try:
+        for _ in range(2):
+            result = algo.train()
+        check_result(result, LBF, share)
+        # RLlib's episode buffer: M // N items of each agent's data for SEQL.
+        sample = algo.local_replay_buffer.sample(num_items=BATCH)
+        counts = Counter(episode.module_id for episode in sample)
+        assert counts == dict.fromkeys(AGENTS[LBF], BATCH // 2 if share else BATCH)
+    finally:
+        algo.stop()
+
+
+def test_direct_loop_is_deterministic_for_a_fixed_seed():
+    weights = []
+    for _ in range(2):
+        algo = tiny_config(LBF, True).build_algo()
+        try:
+            result = algo.train()
+            weights.append(algo.learner_group.get_weights())
+            losses = [result["learners"][aid]["qf_loss"] for aid in AGENTS[LBF]]
+            weights[-1]["losses"] = losses
+        finally:
+            algo.stop()
+    first, second = weights
+    assert first["losses"] == second["losses"]
+    for aid in AGENTS[LBF]:
+        for key in first[aid]:
+            np.testing.assert_array_equal(first[aid][key], second[aid][key])
 
 
 def test_checkpoint_restores_weights_and_evaluates_greedily(tmp_path):
@@ -79,6 +126,10 @@ def test_checkpoint_restores_weights_and_evaluates_greedily(tmp_path):
         assert saved.keys() == weights.keys()
         for key in saved:
             np.testing.assert_array_equal(np.asarray(saved[key]), np.asarray(weights[key]))
+        # It trains on from the checkpoint's step count (its buffers start empty).
+        result = restored.train()
+        assert result["num_env_steps_sampled_lifetime"] == 2 * STEPS_PER_ITER
+        assert np.isfinite(result["learners"]["agent_0"]["qf_loss"])
     finally:
         restored.stop()
     result = evaluate(path, episodes=2, seed=0)
@@ -101,12 +152,22 @@ def test_agents_with_different_spaces_are_named():
         ({"seql_lambda": -1.0}, "seql_lambda must be a number >= 0, got -1.0"),
         ({"share_experience": "yes"}, "share_experience must be true or false, got 'yes'"),
         ({"double_q": True}, "double_q must be False"),
+        ({"direct_loop": 1}, "direct_loop must be true or false, got 1"),
     ],
 )
 def test_bad_settings_name_key_and_value(settings, message):
     with pytest.raises(SEQLConfigError, match="Bad SEQL config") as err:
         SEQLConfig().environment(LBF).training(**settings).validate()
     assert message in str(err.value)
+
+
+def test_direct_loop_refuses_remote_runners_and_names_the_way_out():
+    config = SEQLConfig().environment(LBF).env_runners(num_env_runners=2)
+    with pytest.raises(SEQLConfigError) as err:
+        config.validate()
+    assert "num_env_runners must be 0 with direct_loop=True" in str(err.value)
+    assert "got 2; set direct_loop=False" in str(err.value)
+    config.training(direct_loop=False).validate()
 
 
 def tuned(name: str) -> dict:

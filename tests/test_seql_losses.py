@@ -12,15 +12,19 @@ import gymnasium as gym
 import pytest
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+from ray.rllib.utils.schedules.scheduler import Scheduler
 
-from rllib_seac import SEQLConfig
+from rllib_seac import SEQLConfig, _rllib_internals
 from rllib_seac.seac.config import agent_is_module
+from rllib_seac.seql.direct_loop import EpsilonSchedule
+from rllib_seac.seql.direct_update import STAT_NAMES, UpdateSettings, agent_networks, update_agents
 from rllib_seac.seql.replay_buffer import per_agent_items
 
 OBS_DIM, N_ACTIONS, BATCH, GAMMA = 5, 4, 12, 0.99
 
 
-def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True):
+def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True, activation="relu"):
     agents = [f"agent_{i}" for i in range(n_agents)]
     config = SEQLConfig().training(
         share_experience=share,
@@ -29,6 +33,7 @@ def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True):
         gamma=GAMMA,
         train_batch_size_per_learner=BATCH,
     )
+    config.rl_module(model_config={**config.model_config, "fcnet_activation": activation})
     config.agent_ids = agents
     config.multi_agent(policies=set(agents), policy_mapping_fn=agent_is_module)
     spaces = gym.spaces.Box(-1, 1, (OBS_DIM,)), gym.spaces.Discrete(N_ACTIONS)
@@ -155,3 +160,68 @@ def test_terminals_stop_the_bootstrap():
         expected = reference_seql(quirk, batch, aid, 1.0, mask_terminals=False)
         torch.testing.assert_close(quirk_losses[aid], expected, rtol=1e-5, atol=1e-6)
         assert not torch.allclose(quirk_losses[aid], losses[aid])
+
+
+# --- The direct loop's update (rllib_seac/seql/direct_update.py) ---
+
+
+def learner_update(learner, batch):
+    """RLlib's path for one step: TorchLearner's gradient step (SEQLTorchLearner's
+    losses, RLlib's clipping, the learner's Adam), then DQN's target update."""
+    _rllib_internals.torch_learner_update(learner, batch)
+    learner.after_gradient_based_update(timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 1})
+
+
+def parameters(learner, agents):
+    return {aid: learner.module[aid].state_dict() for aid in agents}
+
+
+@pytest.mark.parametrize(
+    "n_agents, activation", [(2, "relu"), (3, "relu"), (2, "tanh")], ids=["2", "3", "tanh"]
+)
+@pytest.mark.parametrize("share", [True, False], ids=["SEQL", "IQL"])
+def test_direct_update_equals_the_learners_update(n_agents, activation, share):
+    settings = dict(share=share, seql_lambda=0.7, activation=activation)
+    rllib_path, agents = make_learner(n_agents, **settings)
+    direct_path, _ = make_learner(n_agents, **settings)
+    networks = [
+        agent_networks(direct_path.module[aid], direct_path.get_optimizers_for_module(aid)[0][1])
+        for aid in agents
+    ]
+    # ReLU MLPs (SEQLConfig's) run their Linear layers directly; others RLlib's forward.
+    assert all(n.plain_mlp == (activation == "relu") for n in networks)
+    batch = make_batch(agents, per_agent_items(BATCH, n_agents) if share else BATCH)
+    expected_losses = [reference_seql(direct_path, batch, aid, 0.7) for aid in agents]
+    if not share:
+        expected_losses = [reference_eq6(direct_path.module[aid], batch[aid]) for aid in agents]
+    for step in range(2):  # the second step runs on Adam's moments of the first
+        learner_update(rllib_path, batch)
+        stats = update_agents(
+            [
+                agent_networks(
+                    direct_path.module[aid], direct_path.get_optimizers_for_module(aid)[0][1]
+                )
+                for aid in agents
+            ],
+            [batch[aid] for aid in agents],
+            UpdateSettings.from_config(direct_path.config),
+        )
+        if step == 0:
+            losses = dict(zip(STAT_NAMES, stats.T))["qf_loss"]
+            torch.testing.assert_close(losses, torch.stack(expected_losses), rtol=1e-5, atol=1e-6)
+            norms = dict(zip(STAT_NAMES, stats.T))["gradients_default_optimizer_global_norm"]
+            assert (norms > direct_path.config.grad_clip).any()  # the clip is exercised
+    want, got = parameters(rllib_path, agents), parameters(direct_path, agents)
+    for aid in agents:
+        assert want[aid].keys() == got[aid].keys()
+        assert any("target" in key for key in got[aid])  # target networks moved too
+        for key in want[aid]:
+            torch.testing.assert_close(got[aid][key], want[aid][key], rtol=1e-5, atol=1e-7)
+
+
+def test_epsilon_schedule_is_rllibs():
+    schedule = SEQLConfig().epsilon
+    ours, rllibs = EpsilonSchedule(schedule), Scheduler(schedule)
+    for t in (0, 1, 77_777, 150_000, 1_000_000, 2_400_000, 5_000_000):
+        assert ours(t) == pytest.approx(float(rllibs.update(t)), rel=1e-6), t
+    assert EpsilonSchedule(0.05)(123) == 0.05

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from ray.rllib.algorithms.dqn import DQN
+from ray.rllib.algorithms.dqn.dqn_learner import NUM_TARGET_UPDATES
 from ray.rllib.utils.metrics import (
+    ALL_MODULES,
     ENV_RUNNER_RESULTS,
     LEARNER_RESULTS,
+    MODULE_TRAIN_BATCH_SIZE_MEAN,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_TRAINED,
+    NUM_ENV_STEPS_TRAINED_LIFETIME,
+    NUM_MODULE_STEPS_TRAINED,
+    NUM_MODULE_STEPS_TRAINED_LIFETIME,
 )
 from ray.rllib.utils.schedules.scheduler import Scheduler
 
+from rllib_seac._rllib_internals import local_learner
 from rllib_seac.seac.algorithm import _check_same_agents
+from rllib_seac.seql.direct_loop import DirectLoop
+from rllib_seac.seql.direct_update import STAT_NAMES
+from rllib_seac.seql.torch_learner import OTHERS_Q_LOSS_KEY
 
 EPSILON_KEY = "epsilon"
 
@@ -19,11 +30,16 @@ class SEQL(DQN):
     """Shared Experience Q-Learning (Christianos, Schäfer & Albrecht, NeurIPS 2020,
     App. D) and, with `share_experience=False`, Independent Q-Learning.
 
-    DQN's loop, unchanged: each step samples `rollout_fragment_length` env steps
-    with epsilon-greedy agents into the per-agent replay buffers, then takes one
-    gradient step per agent on a batch from them (SEQLTorchLearner) and moves each
-    target network by tau towards its Q-network.
+    With `direct_loop=True` (the default), each `training_step` runs
+    `min_sample_timesteps_per_iteration` env steps of `DirectLoop`: act
+    epsilon-greedily, store each agent's transition in its buffer, one gradient step
+    per agent on its batch and a soft target update, at every env step; the
+    figures are logged once per chunk. With `direct_loop=False`, DQN's loop does the
+    same through RLlib's env runners, episode buffer and `LearnerGroup.update`
+    (SEQLTorchLearner), one env step per `training_step`.
     """
+
+    _direct_loop = None
 
     @classmethod
     def get_default_config(cls):
@@ -32,6 +48,9 @@ class SEQL(DQN):
         return SEQLConfig()
 
     def training_step(self) -> None:
+        if self.config.direct_loop:
+            self._direct_training_step()
+            return
         super().training_step()
         # The env runners' exploration epsilon, from the same schedule at the same
         # env step count they use, reported per agent next to its losses.
@@ -39,6 +58,59 @@ class SEQL(DQN):
         epsilon = float(Scheduler(self.config.epsilon).update(steps))
         for mid in self.config.policies:
             self.metrics.log_value((LEARNER_RESULTS, mid, EPSILON_KEY), epsilon, window=1)
+
+    def _direct_training_step(self) -> None:
+        if self._direct_loop is None:
+            self._direct_loop = DirectLoop(self.config)
+        loop = self._direct_loop
+        t = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        n_steps = max(1, self.config.min_sample_timesteps_per_iteration or 0)
+        out = loop.run(n_steps, t, local_learner(self.learner_group))
+        self.metrics.aggregate([loop.metrics.reduce()], key=ENV_RUNNER_RESULTS)
+        self._log_direct_learner_figures(out, loop.batch_per_agent)
+        # The env runner acts only in `evaluate()`; it gets the weights once per chunk.
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, inference_only=True
+        )
+
+    def _log_direct_learner_figures(self, out: dict, batch_per_agent: int) -> None:
+        """What SEQLTorchLearner and DQN's learner log, per chunk: each figure is its
+        mean over the chunk's updates (RLlib's loop reports the last update's)."""
+        log = self.metrics.log_value
+        updates = out["updates"]
+        for m, mid in enumerate(self._direct_loop.module_ids):
+            log((LEARNER_RESULTS, mid, EPSILON_KEY), out["epsilon"], window=1)
+            if not updates:
+                continue
+            for name, value in zip(STAT_NAMES, out["stats"][m].tolist()):
+                if name != OTHERS_Q_LOSS_KEY or self.config.share_experience:
+                    log((LEARNER_RESULTS, mid, name), value, window=1)
+            samples = updates * batch_per_agent
+            log((LEARNER_RESULTS, mid, MODULE_TRAIN_BATCH_SIZE_MEAN), batch_per_agent, window=1)
+            log((LEARNER_RESULTS, mid, NUM_MODULE_STEPS_TRAINED), samples, reduce="sum")
+            log(
+                (LEARNER_RESULTS, mid, NUM_MODULE_STEPS_TRAINED_LIFETIME),
+                samples,
+                reduce="lifetime_sum",
+            )
+            log(
+                (LEARNER_RESULTS, mid, NUM_TARGET_UPDATES),
+                out["target_updates"],
+                reduce="lifetime_sum",
+            )
+        if updates:
+            env_steps = updates * self.config.total_train_batch_size
+            log((LEARNER_RESULTS, ALL_MODULES, NUM_ENV_STEPS_TRAINED), env_steps, reduce="sum")
+            log(
+                (LEARNER_RESULTS, ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME),
+                env_steps,
+                reduce="lifetime_sum",
+            )
+
+    def cleanup(self) -> None:
+        if self._direct_loop is not None:
+            self._direct_loop.close()
+        super().cleanup()
 
     def restore_from_path(self, path, *args, **kwargs):
         if kwargs.get("component") is None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
 from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import (
     MultiAgentEpisodeReplayBuffer,
 )
@@ -34,3 +37,44 @@ class SharedExperienceEpisodeReplayBuffer(MultiAgentEpisodeReplayBuffer):
 def per_agent_items(batch_size: int, n_agents: int) -> int:
     """M // N, the transitions SEQL samples from each agent's buffer."""
     return batch_size // max(1, n_agents)
+
+
+class AgentReplayBuffers:
+    """D^1..D^N of App. D as numpy ring buffers, for SEQL's direct loop: one row per
+    env step and agent (o, a, r, o', terminated), the oldest overwritten past
+    `capacity`. The arrays are allocated at full capacity but the OS backs only the
+    rows written."""
+
+    def __init__(self, n_agents: int, capacity: int, obs_shape: tuple):
+        self.capacity = int(capacity)
+        rows = (n_agents, self.capacity)
+        self.obs = np.empty((*rows, *obs_shape), np.float32)
+        self.next_obs = np.empty((*rows, *obs_shape), np.float32)
+        self.actions = np.empty(rows, np.int64)
+        self.rewards = np.empty(rows, np.float32)
+        self.terminateds = np.empty(rows, bool)
+        self.size = 0
+        self._next = 0
+
+    def add(self, obs, actions, rewards, next_obs, terminateds) -> None:
+        """One env step of every agent: arrays [N, ...]."""
+        row = self._next
+        self.obs[:, row] = obs
+        self.actions[:, row] = actions
+        self.rewards[:, row] = rewards
+        self.next_obs[:, row] = next_obs
+        self.terminateds[:, row] = terminateds
+        self._next = (row + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, agent: int, n: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """`n` transitions of `agent`'s buffer, uniformly with replacement (as RLlib's
+        episode buffer and the authors' code), as tensors by RLlib column."""
+        rows = rng.integers(0, self.size, n)
+        return {
+            Columns.OBS: torch.from_numpy(self.obs[agent, rows]),
+            Columns.ACTIONS: torch.from_numpy(self.actions[agent, rows]),
+            Columns.REWARDS: torch.from_numpy(self.rewards[agent, rows]),
+            Columns.NEXT_OBS: torch.from_numpy(self.next_obs[agent, rows]),
+            Columns.TERMINATEDS: torch.from_numpy(self.terminateds[agent, rows]),
+        }

@@ -14,6 +14,7 @@ from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.core.columns import Columns
 
 from rllib_seac.seql.losses import q_loss, q_target, seql_loss
+from rllib_seac.torch_threads import set_torch_threads
 
 OWN_Q_LOSS_KEY = "own_q_loss"
 OTHERS_Q_LOSS_KEY = "others_q_loss"
@@ -28,6 +29,21 @@ class SEQLTorchLearner(DQNTorchLearner):
     gives agent i's Q-values on its own part; with sharing, agent i's networks also
     run on every other agent's part, so each agent trains on the same M transitions.
     """
+
+    def build(self) -> None:
+        super().build()
+        set_torch_threads(self.config.torch_num_threads)
+
+    def configure_optimizers_for_module(self, module_id, config=None):
+        # RLlib's default Adam, fused: one kernel per step instead of a Python loop
+        # over tensors, which costs more than the update of these small networks.
+        params = self.get_parameters(self.module[module_id])
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer=torch.optim.Adam(params, fused=True),
+            params=params,
+            lr_or_lr_schedule=config.lr,
+        )
 
     def compute_losses(self, *, fwd_out, batch):
         config = self.config

@@ -1,0 +1,179 @@
+"""SEQL's direct loop: DQN's step-by-step interleaving of acting and learning in one
+process, without RLlib's per-step machinery.
+
+RLlib's DQN `training_step` with one env and one update per env step spends ~35 ms
+per env step on its env runner, episode replay buffer, learner connectors and
+metrics. This loop does the same algorithm with an in-process env (`EnvBatch`, as
+SEAC's collector), numpy replay buffers (`AgentReplayBuffers`), the learner's
+Q-networks and optimizers updated directly (`direct_update.update_agents`), and the
+metrics of a whole chunk of steps logged once.
+
+Per env step t (t counted from the run's start, as RLlib's env runner counts):
+  1. every agent acts epsilon-greedily on its Q-network, epsilon = schedule(t);
+  2. the transition of each agent goes into its buffer D^i;
+  3. once the buffers hold `num_steps_sampled_before_learning_starts` steps, every
+     agent takes one gradient step on its batch (SEQL: M // N from each D^k; IQL:
+     M from D^i), and its target network moves by tau when
+     `target_network_update_freq` env steps have passed since its last move.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ray.rllib.utils.metrics import (
+    EPISODE_AGENT_RETURN_MEAN,
+    EPISODE_LEN_MEAN,
+    EPISODE_RETURN_MAX,
+    EPISODE_RETURN_MEAN,
+    EPISODE_RETURN_MIN,
+    NUM_ENV_STEPS_SAMPLED,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES,
+    NUM_EPISODES_LIFETIME,
+)
+from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
+
+from rllib_seac.agent_modules import module_of_each_agent
+from rllib_seac.sampling.env_batch import EnvBatch
+from rllib_seac.seql.direct_update import UpdateSettings, agent_networks, update_agents
+from rllib_seac.seql.replay_buffer import AgentReplayBuffers, per_agent_items
+from rllib_seac.torch_threads import set_torch_threads
+
+# Seeds of the loop's random streams, next to the env's (run seed, stream).
+EXPLORATION_STREAM, REPLAY_STREAM = 1, 2
+
+
+class EpsilonSchedule:
+    """The exploration epsilon by env step t, as RLlib's Scheduler reads
+    `DQNConfig.epsilon`: a number, or piecewise linear through [[t, epsilon], ...]
+    and constant past its ends."""
+
+    def __init__(self, schedule):
+        points = [(0, schedule)] if isinstance(schedule, (int, float)) else schedule
+        self._steps, self._values = (np.array(v, np.float64) for v in zip(*points))
+
+    def __call__(self, t: int) -> float:
+        return float(np.interp(t, self._steps, self._values))
+
+
+class DirectLoop:
+    def __init__(self, config):
+        self.config = config
+        set_torch_threads(config.torch_num_threads)
+        agents = list(config.agent_ids)
+        self.module_ids = module_of_each_agent(config.policy_mapping_fn, agents)
+        seed = config.seed
+        self.envs = EnvBatch(config.env, dict(config.env_config), 1, seed)
+        self.n_actions = int(self.envs.action_space.n)
+        capacity = config.replay_buffer_config.get("capacity", 1_000_000)
+        self.buffers = AgentReplayBuffers(len(agents), capacity, self.envs.obs_space.shape)
+        self._explore_rng = np.random.default_rng(
+            None if seed is None else (seed, EXPLORATION_STREAM)
+        )
+        self._replay_rng = np.random.default_rng(None if seed is None else (seed, REPLAY_STREAM))
+        self.epsilon = EpsilonSchedule(config.epsilon)
+        self.settings = UpdateSettings.from_config(config)
+        batch = config.total_train_batch_size
+        self.batch_per_agent = (
+            per_agent_items(batch, len(agents)) if config.share_experience else batch
+        )
+        self._obs = None  # [N, D], what the next step acts on
+        self._returns = np.zeros(len(agents))
+        self._length = 0
+        self._last_target_update = 0  # as DQNLearner
+        self._target_updates = 0  # in the current chunk
+        self.metrics = MetricsLogger()  # the env runner's figures, reduced per chunk
+
+    def run(self, n_steps: int, t: int, learner) -> dict:
+        """`n_steps` env steps from lifetime step `t`, with one update per step once
+        learning has started. Returns the chunk's learner figures: per module the
+        mean of each STAT_NAMES figure over its updates, the update count and the
+        epsilon of the last step."""
+        modules = [learner.module[mid].unwrapped() for mid in self.module_ids]
+        optimizers = [learner.get_optimizers_for_module(mid)[0][1] for mid in self.module_ids]
+        networks = [agent_networks(m, opt) for m, opt in zip(modules, optimizers)]
+        schedule_lr = isinstance(self.config.lr, (list, tuple))
+        if self._obs is None:
+            self._obs = self.envs.reset()[:, 0]
+        stats, epsilon = [], None
+        self._target_updates = 0
+        for _ in range(n_steps):
+            epsilon = self.epsilon(t)
+            actions = self._act(networks, epsilon)
+            step = self.envs.step(actions[:, None])
+            terminated = step["terminated"][:, 0]
+            self.buffers.add(
+                self._obs, actions, step["rewards"][:, 0], step["next_obs"][:, 0], terminated
+            )
+            self._count_episode(step)
+            self._obs = step["obs"][:, 0]
+            t += 1
+            if self.buffers.size >= self.config.num_steps_sampled_before_learning_starts:
+                if schedule_lr:
+                    learner.before_gradient_based_update(
+                        timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: t}
+                    )
+                stats.append(self._update(networks, t))
+        self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, n_steps, reduce="sum")
+        self.metrics.log_value(
+            NUM_ENV_STEPS_SAMPLED_LIFETIME, n_steps, reduce="lifetime_sum", with_throughput=True
+        )
+        return {
+            "stats": torch.stack(stats).mean(0) if stats else None,
+            "updates": len(stats),
+            "target_updates": self._target_updates,
+            "epsilon": epsilon,
+        }
+
+    @torch.no_grad()
+    def _act(self, networks, epsilon: float) -> np.ndarray:
+        """a^i = a random action with probability epsilon, else argmax_a Q_i(o^i, a)
+        (RLlib's DQN exploration). The uniforms and random actions are drawn for
+        every agent at every step, so the stream does not depend on the Q-values."""
+        n = len(networks)
+        explore = self._explore_rng.random(n) < epsilon
+        actions = self._explore_rng.integers(0, self.n_actions, n)
+        for i in np.flatnonzero(~explore):
+            obs = torch.from_numpy(self._obs[i : i + 1])
+            actions[i] = int(networks[i].q(obs).argmax())
+        return actions
+
+    def _update(self, networks, t: int) -> torch.Tensor:
+        parts = [
+            self.buffers.sample(k, self.batch_per_agent, self._replay_rng)
+            for k in range(len(networks))
+        ]
+        # Every agent updates at every step, so one clock serves all target networks.
+        due = t - self._last_target_update >= self.config.target_network_update_freq
+        if due:
+            self._last_target_update = t
+            self._target_updates += 1
+        return update_agents(networks, parts, self.settings, update_targets=due)
+
+    def _count_episode(self, step: dict) -> None:
+        self._returns += step["rewards"][:, 0]
+        self._length += 1
+        if not step["ended"][0]:
+            return
+        win = self.config.metrics_num_episodes_for_smoothing
+        total = float(self._returns.sum())
+        self.metrics.log_dict(
+            {
+                EPISODE_RETURN_MEAN: total,
+                EPISODE_LEN_MEAN: self._length,
+                EPISODE_AGENT_RETURN_MEAN: {
+                    aid: float(r) for aid, r in zip(self.config.agent_ids, self._returns)
+                },
+            },
+            window=win,
+        )
+        self.metrics.log_value(EPISODE_RETURN_MIN, total, reduce="min", window=win)
+        self.metrics.log_value(EPISODE_RETURN_MAX, total, reduce="max", window=win)
+        self.metrics.log_value(NUM_EPISODES, 1, reduce="sum")
+        self.metrics.log_value(NUM_EPISODES_LIFETIME, 1, reduce="lifetime_sum")
+        self._returns[:] = 0.0
+        self._length = 0
+
+    def close(self) -> None:
+        self.envs.close()
