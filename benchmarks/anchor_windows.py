@@ -33,7 +33,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     for trial in sorted(p.parent for p in args.run_dir.glob("*/result.json")):
         params = json.loads((trial / "params.json").read_text())
-        label = f"lambda={params.get('seac_lambda', 1.0)} seed={params.get('seed')}"
+        # The trial's scalar settings (lambda, target, seed, ...), not env or dicts.
+        given = {k: v for k, v in params.items() if k != "env" and not isinstance(v, dict)}
+        label = " ".join(f"{k}={v}" for k, v in {"seac_lambda": 1.0, **given}.items())
         figures = windows(trial, args.width)
         k = args.width // 1000
         print(label, " ".join(f"{w * k}-{(w + 1) * k}k: {v:.2f}" for w, v in figures.items()))
