@@ -208,7 +208,7 @@ def test_each_agent_is_clipped_to_global_norm_half_on_its_own():
 def test_non_finite_loss_stops_the_numpy_step_naming_the_agent_and_cause():
     learner, _ = make_learner(2)
     step = ready_numpy_step(learner, learner_batch(learner, make_streams(2)))
-    before = step._param.copy()
+    before = step._tensors[0]["param"].clone()
     streams = make_streams(2, seed=7)
     streams[1][REWARDS][0, 2] = float("nan")
     batch = learner_batch(learner, streams)
@@ -216,7 +216,7 @@ def test_non_finite_loss_stops_the_numpy_step_naming_the_agent_and_cause():
         step([batch[mid] for mid in learner._module_ids], learner._raise_non_finite)
     assert "value_loss of agent_1 = nan" in str(err.value)
     assert "rewards of agent_1" in str(err.value)
-    np.testing.assert_array_equal(step._param, before)
+    torch.testing.assert_close(step._tensors[0]["param"], before, rtol=0, atol=0)
 
 
 def test_mlp_backward_matches_autograd_for_inputs_seen_by_all():

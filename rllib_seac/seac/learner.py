@@ -357,7 +357,7 @@ class SEACTorchLearner(TorchLearner):
             return None
         step = self._numpy_step
         if step is None or not step.is_current():
-            if not NumpyStep.supports(self._layers, self._optimizers):
+            if not NumpyStep.supports(self._optimizers):
                 return None
             step = self._numpy_step = NumpyStep(
                 layers=self._layers,

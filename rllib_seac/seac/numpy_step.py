@@ -22,6 +22,7 @@ evaluated on, E envs, T steps), A actions, n = E * T.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -37,45 +38,7 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-
-ACTOR, CRITIC = 0, 1
-
-
-class ParameterLayout:
-    """Where each parameter sits in a module's row of the flat buffers.
-
-    Per hidden layer, the actor's and the critic's weights [2, out, in], then their
-    biases [2, out]: stacked, so that one batched matmul runs both networks. Then the
-    actor's output layer (weight [A, H], bias [A]) and the critic's ([1, H], [1]).
-    """
-
-    def __init__(self, hidden: list[tuple[int, int]], n_actions: int):
-        width = hidden[-1][0]
-        self.n_hidden = len(hidden)
-        self.shapes = [s for out, inp in hidden for s in ((2, out, inp), (2, out))]
-        self.shapes += [(n_actions, width), (n_actions,), (1, width), (1,)]
-        sizes = [math.prod(shape) for shape in self.shapes]
-        self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
-        self.size = self.offsets[-1]
-
-    def views(self, rows: np.ndarray) -> list[np.ndarray]:
-        """Per entry of `shapes`, a view [M, *shape] of the buffer `rows` [M, size]."""
-        return [
-            rows[:, start:end].reshape(len(rows), *shape)
-            for start, end, shape in zip(self.offsets, self.offsets[1:], self.shapes)
-        ]
-
-    def slot(self, net: int, layer: int, bias: bool) -> tuple[int, int, tuple]:
-        """Offset, size and shape in a module's row of `net`'s weight or bias of `layer`."""
-        if layer < self.n_hidden:
-            entry = 2 * layer + bias
-            shape = self.shapes[entry][1:]
-            start = self.offsets[entry] + net * math.prod(shape)
-        else:
-            entry = 2 * self.n_hidden + 2 * net + bias
-            shape = self.shapes[entry]
-            start = self.offsets[entry]
-        return start, math.prod(shape), shape
+from rllib_seac.seac import loss_gradients
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -140,15 +103,9 @@ class NumpyStep:
         self._lay_out(layers)
 
     @staticmethod
-    def supports(layers, optimizers) -> bool:
-        """Whether the step covers these networks and optimizers: at least one hidden
-        layer, actor and critic hidden layers of the same shapes, float32 on the CPU,
-        Adam's state made, one step count and the same Adam settings (lr aside)."""
-        actor, critic = layers["actor"][0], layers["critic"][0]
-        if len(actor) < 2 or len(actor) != len(critic) or critic[-1][0].shape[0] != 1:
-            return False
-        if any(a[0].shape != c[0].shape for a, c in zip(actor[:-1], critic[:-1])):
-            return False
+    def supports(optimizers) -> bool:
+        """Whether the step covers these optimizers' parameters and state: float32 on
+        the CPU, Adam's state made, one step count and the same Adam settings (lr aside)."""
         params = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
         if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in params):
             return False
@@ -160,28 +117,21 @@ class NumpyStep:
         return len(settings) == 1 and len({float(s["step"]) for s in states}) == 1
 
     def _lay_out(self, layers) -> None:
-        """Copies the parameters and Adam's state into flat buffers, one row per module,
-        and points the modules' parameters and the optimizers' state at them."""
-        hidden = [tuple(w[0].shape) for w in layers["actor"][0][:-1]]
-        layout = ParameterLayout(hidden, layers["actor"][0][-1][0].shape[0])
+        """Copies every module's parameters (in its optimizer's order: the actor's
+        layers, then the critic's) and their Adam state into flat buffers, one row
+        per module, and points the parameters and the optimizers' state at them."""
+        first = self._optimizers[0].param_groups[0]["params"]
+        offsets = [0, *itertools.accumulate(p.numel() for p in first)]
         rows = len(self._optimizers)
-        flat = {key: torch.zeros(rows, layout.size) for key in ("param", "exp_avg", "exp_avg_sq")}
-        flat["grad"] = torch.zeros(rows, layout.size)
-        steps = torch.zeros(rows, len(self._optimizers[0].param_groups[0]["params"]))
-        for m, opt in enumerate(self._optimizers):
-            slots = {}
-            for net, (weights, biases) in enumerate((layers["actor"], layers["critic"])):
-                for layer, (w, b) in enumerate(zip(weights, biases)):
-                    slots[w[m]] = layout.slot(net, layer, bias=False)
-                    slots[b[m]] = layout.slot(net, layer, bias=True)
-            for j, param in enumerate(opt.param_groups[0]["params"]):
-                start, size, shape = slots[param]
-                state = opt.state[param]
-                view = {
-                    key: flat[key][m, start : start + size].view(shape)
-                    for key in ("param", "exp_avg", "exp_avg_sq")
-                }
-                with torch.no_grad():
+        keys = ("param", "grad", "exp_avg", "exp_avg_sq")
+        flat = {key: torch.zeros(rows, offsets[-1]) for key in keys}
+        steps = torch.zeros(rows, len(first))
+        with torch.no_grad():
+            for m, opt in enumerate(self._optimizers):
+                for j, param in enumerate(opt.param_groups[0]["params"]):
+                    state = opt.state[param]
+                    span = slice(offsets[j], offsets[j + 1])
+                    view = {key: flat[key][m, span].view(param.shape) for key in keys}
                     view["param"].copy_(param)
                     param.data = view["param"]
                     for key in ("exp_avg", "exp_avg_sq"):
@@ -189,22 +139,27 @@ class NumpyStep:
                         state[key] = view[key]
                     steps[m, j] = state["step"]
                     state["step"] = steps[m, j]
+        # Per network, per layer: every module's weights [M, out, in] and biases [M, out].
+        self._nets, start = {}, 0
+        for net in ("actor", "critic"):
+            end = start + 2 * len(layers[net][0])
+            views = [
+                flat["param"][:, offsets[j] : offsets[j + 1]].view(rows, *first[j].shape)
+                for j in range(start, end)
+            ]
+            self._nets[net], start = (views[::2], views[1::2]), end
         self._tensors = (flat, steps)  # owners of the memory that numpy views below
         self._params = [p for opt in self._optimizers for p in opt.param_groups[0]["params"]]
         self._data_ptrs = [p.data_ptr() for p in self._params]
         self._owners = [(opt.state, opt.param_groups[0]) for opt in self._optimizers]
         # Adam's arguments: per module (False), and for all modules at once (True).
-        keys = ("param", "grad", "exp_avg", "exp_avg_sq")
+        adam_keys = ("param", "grad", "exp_avg", "exp_avg_sq")
         self._adam_rows = {
-            False: [(*(flat[key][m] for key in keys), steps[m, 0]) for m in range(rows)],
-            True: [(*(flat[key] for key in keys), steps[0, 0])],
+            False: [(*(flat[key][m] for key in adam_keys), steps[m, 0]) for m in range(rows)],
+            True: [(*(flat[key] for key in adam_keys), steps[0, 0])],
         }
-        self._param = flat["param"].numpy()
         self._grad = flat["grad"].numpy()
         self._steps = steps.numpy()
-        self._n_hidden = layout.n_hidden
-        self._param_views = layout.views(self._param)
-        self._grad_views = layout.views(self._grad)
 
     def is_current(self) -> bool:
         """Whether the modules' parameters and the optimizers' state are still the
@@ -222,12 +177,24 @@ class NumpyStep:
         loss terms per module. `on_non_finite_loss(data, terms)` is called, before any
         weight moves, if a module's loss is not finite."""
         data = self._stream_data(batches)
-        logits, values, hidden = self._forward(data[OBS])
+        inputs = self._net_inputs(data[OBS])
+        actor = loss_gradients.mlp_forward(*self._nets["actor"], inputs)
+        critic = loss_gradients.mlp_forward(*self._nets["critic"], inputs)
+        lead = self._pair_shape(data[OBS])
+        logits = actor[-1].numpy().reshape(*lead, -1)
+        values = critic[-1].numpy().reshape(lead)
         next_values = self._bootstrap_values(data[NEXT_OBS], data[TRUNCATEDS])
         terms = self._loss_terms(data, logits, values, next_values)
         if not np.isfinite(terms["total"]).all():
             on_non_finite_loss(data, {key: terms[key] for key in ("policy_loss", "value_loss")})
-        self._backward(hidden, terms["d_logits"], terms["d_values"])
+        n_modules = len(self._streams)
+        d_logits = torch.from_numpy(terms["d_logits"].reshape(n_modules, -1, logits.shape[-1]))
+        d_values = torch.from_numpy(terms["d_values"].reshape(n_modules, -1, 1))
+        grads = loss_gradients.mlp_backward(self._nets["actor"][0], actor, d_logits)
+        grads += loss_gradients.mlp_backward(self._nets["critic"][0], critic, d_values)
+        # The optimizers' parameter order: the actor's layers, then the critic's.
+        flat_grad = self._tensors[0]["grad"]
+        torch.cat([g.reshape(n_modules, -1) for g in grads], dim=1, out=flat_grad)
         self._clip()
         self._adam_step()
         return terms
@@ -251,51 +218,22 @@ class NumpyStep:
         streams = self._streams.shape
         return streams + obs.shape[1:-1] if not self._shared else streams[:1] + obs.shape[:-1]
 
-    def _net_inputs(self, obs: np.ndarray) -> np.ndarray:
-        """Observations as the stacked networks read them: [B, D] seen by every module,
-        or [M, 1, B, D] per module (broadcast over actor and critic)."""
+    def _net_inputs(self, obs: np.ndarray) -> torch.Tensor:
+        """Observations [K, E, T, D] as the stacked networks read them: [B, D] seen by
+        every module, or [M, B, D] per module."""
         if self._shared:
-            return obs.reshape(-1, obs.shape[-1])
-        return obs[self._streams].reshape(len(self._streams), 1, -1, obs.shape[-1])
-
-    def _forward(self, obs):
-        """logits [M, K', E, T, A], V(o) [M, K', E, T] and every hidden layer's input
-        and output, [M, 2, B, H] (actor and critic stacked)."""
-        views = self._param_views
-        lead = self._pair_shape(obs)
-        x = self._net_inputs(obs)
-        hidden = [x]
-        for layer in range(self._n_hidden):
-            weight, bias = views[2 * layer], views[2 * layer + 1]
-            x = np.matmul(x, weight.swapaxes(-1, -2))
-            x += bias[..., None, :]
-            np.maximum(x, 0, out=x)
-            hidden.append(x)
-        actor_w, actor_b, critic_w, critic_b = views[2 * self._n_hidden :]
-        logits = np.matmul(x[:, ACTOR], actor_w.swapaxes(1, 2))
-        logits += actor_b[:, None]
-        values = np.matmul(x[:, CRITIC], critic_w.swapaxes(1, 2))[..., 0]
-        values += critic_b
-        return logits.reshape(*lead, -1), values.reshape(lead), hidden
+            x = obs.reshape(-1, obs.shape[-1])
+        else:
+            x = obs[self._streams].reshape(len(self._streams), -1, obs.shape[-1])
+        return torch.from_numpy(np.require(x, requirements="W"))
 
     def _bootstrap_values(self, next_obs, truncateds) -> np.ndarray:
         """V(o_{t+1}) where the n-step targets read it, [M, K', E, T]: the last step,
         and every step when an episode was truncated before it (rare)."""
-        views = self._param_views
         every_step = truncateds[..., :-1].any()
         rows = next_obs if every_step else next_obs[..., -1:, :]
-        x = self._net_inputs(rows)
-        if not self._shared:
-            x = x[:, 0]
-        for layer in range(self._n_hidden):
-            weight, bias = views[2 * layer][:, CRITIC], views[2 * layer + 1][:, CRITIC]
-            x = np.matmul(x, weight.swapaxes(1, 2))
-            x += bias[:, None]
-            np.maximum(x, 0, out=x)
-        critic_w, critic_b = views[2 * self._n_hidden + 2 :]
-        values = np.matmul(x, critic_w.swapaxes(1, 2))[..., 0]
-        values += critic_b
-        values = values.reshape(self._pair_shape(rows))
+        values = loss_gradients.mlp_forward(*self._nets["critic"], self._net_inputs(rows))[-1]
+        values = values.numpy().reshape(self._pair_shape(rows))
         if every_step:
             return values
         next_values = np.zeros((*values.shape[:-1], truncateds.shape[-1]), np.float32)
@@ -306,7 +244,7 @@ class NumpyStep:
         """Per batch shape [M, K', E, T]: the flat index of each sample's first logit
         and d loss / d logits' entropy coefficient on own streams, [M, K', 1, 1, 1]."""
         if shape not in self._by_batch_shape:
-            n_actions = self._param_views[2 * self._n_hidden].shape[1]
+            n_actions = self._nets["actor"][1][-1].shape[1]
             first = np.arange(math.prod(shape)).reshape(shape) * n_actions
             n = shape[-2] * shape[-1]
             coeff = self._is_own.astype(np.float32) * (self._config.entropy_coeff / n)
@@ -368,29 +306,6 @@ class NumpyStep:
             "d_logits": d_logits,
             "d_values": scaled * (-2.0 * cfg.vf_loss_coeff),  # Eq. 5: c (y - V)^2 / n
         }
-
-    def _backward(self, hidden, d_logits, d_values) -> None:
-        """Gradients of every parameter into `_grad` through the stacked MLPs."""
-        n_modules, n_hidden = len(self._streams), self._n_hidden
-        weights, grads = self._param_views, self._grad_views
-        d_actor = d_logits.reshape(n_modules, -1, d_logits.shape[-1])  # [M, B, A]
-        d_critic = d_values.reshape(n_modules, -1, 1)  # [M, B, 1]
-        last = hidden[-1]
-        actor_w, _, critic_w, _ = weights[2 * n_hidden :]
-        actor_dw, actor_db, critic_dw, critic_db = grads[2 * n_hidden :]
-        np.matmul(d_actor.swapaxes(1, 2), last[:, ACTOR], out=actor_dw)
-        d_actor.sum(1, out=actor_db)
-        np.matmul(d_critic.swapaxes(1, 2), last[:, CRITIC], out=critic_dw)
-        d_critic.sum(1, out=critic_db)
-        d_x = np.empty_like(last)
-        np.matmul(d_actor, actor_w, out=d_x[:, ACTOR])
-        np.multiply(d_critic, critic_w, out=d_x[:, CRITIC])  # [M, B, 1] @ [M, 1, H]
-        for layer in reversed(range(n_hidden)):
-            d_x *= hidden[layer + 1] > 0  # through the ReLU: its output is > 0 where it passed
-            np.matmul(d_x.swapaxes(-1, -2), hidden[layer], out=grads[2 * layer])
-            d_x.sum(-2, out=grads[2 * layer + 1])
-            if layer:
-                d_x = np.matmul(d_x, weights[2 * layer])
 
     def _clip(self) -> None:
         """Each module's gradient scaled to global norm `grad_clip` (per agent, as in
