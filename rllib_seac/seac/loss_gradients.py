@@ -73,5 +73,7 @@ def mlp_backward(weights: list, outputs: list, grad: torch.Tensor) -> list[torch
         # [M, out, B] @ [B, in] (inputs seen by all modules) or @ [M, B, in]
         grads.append(grad.transpose(1, 2) @ inputs)
         if i:  # through the ReLU that made `inputs`: its output is > 0 where it passed
-            grad = torch.bmm(grad, weights[i]) * (inputs > 0)
+            # (autograd's ReLU backward: one vectorised kernel, where `* (inputs > 0)`
+            # takes two unvectorised passes over mixed dtypes)
+            grad = torch.ops.aten.threshold_backward(torch.bmm(grad, weights[i]), inputs, 0)
     return grads[::-1]
