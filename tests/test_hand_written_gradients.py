@@ -224,7 +224,7 @@ def test_mlp_backward_matches_autograd_for_inputs_seen_by_all():
     weights = [torch.randn(3, 5, 4, requires_grad=True), torch.randn(3, 2, 5, requires_grad=True)]
     biases = [torch.randn(3, 5, requires_grad=True), torch.randn(3, 2, requires_grad=True)]
     x = torch.randn(7, 4)
-    outputs = loss_gradients.mlp_forward(weights, biases, x)
+    outputs = loss_gradients.mlp_forward(loss_gradients.layers_of(weights, biases), x)
     upstream = torch.randn(3, 7, 2)
     expected = torch.autograd.grad(
         (outputs[-1] * upstream).sum(), [weights[0], biases[0], weights[1], biases[1]]

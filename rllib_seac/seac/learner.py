@@ -320,7 +320,9 @@ class SEACTorchLearner(TorchLearner):
         outputs = {}
 
         def forward(net, flat):
-            layer_outputs = loss_gradients.mlp_forward(*stacked[net], flat)
+            layer_outputs = loss_gradients.mlp_forward(
+                loss_gradients.layers_of(*stacked[net]), flat
+            )
             outputs.setdefault(net, layer_outputs)  # the first call is on o_t
             return layer_outputs[-1]
 

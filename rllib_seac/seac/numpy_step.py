@@ -148,6 +148,7 @@ class NumpyStep:
                 for j in range(start, end)
             ]
             self._nets[net], start = (views[::2], views[1::2]), end
+        self._layers = {net: loss_gradients.layers_of(*views) for net, views in self._nets.items()}
         self._tensors = (flat, steps)  # owners of the memory that numpy views below
         self._params = [p for opt in self._optimizers for p in opt.param_groups[0]["params"]]
         self._data_ptrs = [p.data_ptr() for p in self._params]
@@ -178,8 +179,8 @@ class NumpyStep:
         weight moves, if a module's loss is not finite."""
         data = self._stream_data(batches)
         inputs = self._net_inputs(data[OBS])
-        actor = loss_gradients.mlp_forward(*self._nets["actor"], inputs)
-        critic = loss_gradients.mlp_forward(*self._nets["critic"], inputs)
+        actor = loss_gradients.mlp_forward(self._layers["actor"], inputs)
+        critic = loss_gradients.mlp_forward(self._layers["critic"], inputs)
         lead = self._pair_shape(data[OBS])
         logits = actor[-1].numpy().reshape(*lead, -1)
         values = critic[-1].numpy().reshape(lead)
@@ -204,8 +205,10 @@ class NumpyStep:
         n_agents, n_steps = len(self._owner), self._config.n_steps
         data = {}
         for col, dtype in DTYPES.items():
-            parts = [np.asarray(batch[col], dtype=dtype) for batch in batches]
-            x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            if len(batches) == 1:
+                x = np.asarray(batches[0][col], dtype=dtype)
+            else:
+                x = np.concatenate([batch[col] for batch in batches], dtype=dtype)
             data[col] = x.reshape(n_agents, -1, n_steps, *x.shape[1:])
         return data
 
@@ -232,7 +235,7 @@ class NumpyStep:
         and every step when an episode was truncated before it (rare)."""
         every_step = truncateds[..., :-1].any()
         rows = next_obs if every_step else next_obs[..., -1:, :]
-        values = loss_gradients.mlp_forward(*self._nets["critic"], self._net_inputs(rows))[-1]
+        values = loss_gradients.mlp_forward(self._layers["critic"], self._net_inputs(rows))[-1]
         values = values.numpy().reshape(self._pair_shape(rows))
         if every_step:
             return values
