@@ -146,6 +146,25 @@ def test_updates_match_rllibs_path(case, reward_scale, path):
     assert_same_weights_and_adam_state(fast, slow)
 
 
+def test_numpy_step_keeps_each_modules_lr():
+    """Modules whose optimizers have different lrs: one Adam call per module."""
+    fast, _ = make_learner(3)
+    slow, _ = make_learner(3)
+    slow._layers = None
+    slow._numpy_allowed = False
+    for learner in (fast, slow):
+        for m, mid in enumerate(learner._module_ids):
+            [(_, optimizer)] = learner.get_optimizers_for_module(mid)
+            optimizer.param_groups[0]["lr"] = 1e-3 * (m + 1)
+    calls = count_calls(fast, "_numpy_update")
+    for seed in range(3):
+        multi = multi_agent_batch(learner_batch(fast, make_streams(3, seed=30 + seed)))
+        for learner in (fast, slow):
+            learner.update(batch=multi, timesteps={}, _no_metrics_reduce=True)
+    assert len(calls) == 2
+    assert_same_weights_and_adam_state(fast, slow)
+
+
 def test_numpy_step_follows_an_optimizer_restore():
     """RLlib's restore replaces the optimizers' state tensors: the numpy step must
     notice and work on the restored state, not on its own stale copy."""

@@ -1,20 +1,24 @@
-"""The learner's hand-written gradient step in numpy, for a learner on the CPU.
+"""The learner's hand-written gradient step for a learner on the CPU: numpy for the
+many small operations, torch for the few large ones.
 
-On Table 2's batch (4 envs x 5 steps per agent, 64x64 MLPs) a SEAC update is about a
-hundred array operations of a few thousand multiply-adds each. In torch every one of
-them costs tens of thousands of instructions of dispatch; in numpy a small fraction
-of that. This is the step of `loss_gradients` (stacked MLPs forward without a graph,
-closed-form d loss / d logits and d loss / d V, batched backward) with the loss
-terms of `losses` (Eqs. 4 and 5, the entropy bonus), each agent's gradient clipped to
-its own global norm and torch's Adam, written in numpy. The learner's autograd path
-stays the reference: tests/test_hand_written_gradients.py checks this step against it.
+On Table 2's batch (4 envs x 5 steps per agent, 64x64 MLPs) the torch step of
+`loss_gradients` is about a hundred small torch calls, each tens of thousands of
+instructions of dispatch around a few thousand of arithmetic. Here the batch's
+columns, the loss terms of `losses` (Eqs. 4 and 5, the entropy bonus, n-step targets,
+IS weights), their closed-form gradients with respect to the logits and V(o) (as
+`loss_gradients.logits_gradient` and `values_gradient`) and each agent's clipping to
+its own global norm run in numpy, whose per-call cost is a fraction of torch's. The
+stacked MLPs' batched matmuls (`loss_gradients.mlp_forward` and `mlp_backward`: MKL,
+cheaper than numpy's matmuls at these sizes) and one fused Adam call over every module
+stay in torch. The learner's autograd path stays the reference:
+tests/test_hand_written_gradients.py checks this step against it.
 
-The step works in place on RLlib's tensors: at build, every module's parameters and
-its torch Adam's state (exp_avg, exp_avg_sq, step) are moved into flat buffers, one
-row per module, that numpy views share. Checkpoints, `get_state`, the weight copy to
-env runners and RLlib's LR schedules keep seeing the usual modules and optimizers;
-`is_current` says when RLlib has replaced those tensors (an optimizer state restore)
-and the learner builds the step again.
+The step works in place on RLlib's tensors: when it is made, every module's parameters
+and its torch Adam's state (exp_avg, exp_avg_sq, step) are moved into flat buffers, one
+row per module, that the numpy arrays and torch views share. Checkpoints, `get_state`,
+the weight copy to env runners and RLlib's LR schedules keep seeing the usual modules
+and optimizers; `is_current` says when RLlib has replaced those tensors (an optimizer
+state restore) and the learner makes the step again.
 
 Shapes as in `losses`: [M, K', E, T] per sample (M modules, K' streams each module is
 evaluated on, E envs, T steps), A actions, n = E * T.
@@ -104,13 +108,20 @@ class NumpyStep:
 
     @staticmethod
     def supports(optimizers) -> bool:
-        """Whether the step covers these optimizers' parameters and state: float32 on
-        the CPU, Adam's state made, one step count and the same Adam settings (lr aside)."""
+        """Whether the step covers these optimizers' parameters and state: every module's
+        parameters of the same shapes, float32 on the CPU, Adam's state made, one step
+        count and the same Adam settings (lr aside)."""
+        shapes = [[p.shape for p in opt.param_groups[0]["params"]] for opt in optimizers]
         params = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
-        if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in params):
+        if any(s != shapes[0] for s in shapes) or any(
+            p.dtype != torch.float32 or p.device.type != "cpu" for p in params
+        ):
             return False
         states = [opt.state.get(p) for opt in optimizers for p in opt.param_groups[0]["params"]]
-        if any(not s or s["step"].dtype != torch.float32 for s in states):
+        if any(
+            not s or not isinstance(s.get("step"), torch.Tensor) or s["step"].dtype != torch.float32
+            for s in states
+        ):
             return False
         groups = [opt.param_groups[0] for opt in optimizers]
         settings = {(tuple(g["betas"]), g["eps"], g["weight_decay"]) for g in groups}
