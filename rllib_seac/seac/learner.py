@@ -229,8 +229,10 @@ class SEACTorchLearner(TorchLearner):
             terms = {"policy_loss": policy.detach(), "value_loss": value.detach()}
             self._raise_non_finite(data, terms)
         stats = torch.stack([policy.detach(), value.detach(), bonus.detach()])
-        others = is_weights[self._others].reshape(len(is_weights), -1)
-        self._accumulate_stats(stats, others if self._has_other_data else None)
+        others = None
+        if self._has_other_data:  # each module's IS weights on other agents' data
+            others = is_weights[self._others].reshape(len(is_weights), -1)
+        self._accumulate_stats(stats, others)
         return {
             "total": total,
             "log_pi": log_pi,
