@@ -8,8 +8,10 @@ step. Wall-clock timers wrap the env batch's step, the batched inference, the
 rollout, the learner's update and the weight copy to the env runner during
 `--iterations` train() calls (after one warm-up call); "other" is the rest of
 train() (RLlib's iteration and metrics). The learner's update is then split on a
-batch of the same shape (medians): forward, loss terms, hand-written backward,
-clipping, Adam.
+batch of the same shape (medians): for the numpy step (a CPU learner) the batch's
+columns, the bootstrap values V(o_{t+1}), the loss terms and their gradients with
+respect to the networks' outputs, clipping, Adam, and the rest (the MLPs' forward
+and backward).
 """
 
 from __future__ import annotations
@@ -41,19 +43,15 @@ def time_calls(cls, name: str, key: str, totals: collections.Counter) -> None:
 def learner_parts(algo, repeats: int = 200) -> dict[str, float]:
     """Median ms of each part of the learner's update, on one sampled batch.
 
-    The hand-written step (the default learner): forward + loss terms, the
-    hand-written backward, clipping, Adam. RLlib's path where that step does not
-    apply: loss, zeroing + backward, clipping, Adam.
+    The numpy step (the default learner on the CPU): see the module docstring.
+    RLlib's path where that step does not apply: loss, zeroing + backward,
+    clipping, Adam.
     """
     from rllib_seac._rllib_internals import local_learner
     from rllib_seac.seac.algorithm import _train_batches
 
     learner = local_learner(algo.learner_group)
     batch = _train_batches(algo._sample(), 1)[0]
-    tensors = {
-        mid: {col: torch.from_numpy(module_batch[col]) for col in module_batch.keys()}
-        for mid, module_batch in batch.policy_batches.items()
-    }
     times = collections.defaultdict(list)
 
     def timed(name, fn, *args, **kwargs):
@@ -62,22 +60,33 @@ def learner_parts(algo, repeats: int = 200) -> dict[str, float]:
         times[name].append(time.perf_counter() - start)
         return out
 
-    if learner._layers is not None:
-        parts = {"_evaluate": "forward", "_loss_terms": "loss_terms", "_clip": "clip"}
-        parts["_adam_step"] = "adam"
+    step = learner._current_numpy_step()
+    if step is not None:
+        parts = {
+            "_stream_data": "batch",
+            "_bootstrap_values": "bootstrap_values",
+            "_loss_terms": "loss_terms",
+            "_clip": "clip",
+            "_adam_step": "adam",
+        }
         for method, name in parts.items():
-            original = getattr(learner, method)
-            setattr(learner, method, lambda *a, _f=original, _n=name, **k: timed(_n, _f, *a, **k))
+            original = getattr(step, method)
+            setattr(step, method, lambda *a, _f=original, _n=name, **k: timed(_n, _f, *a, **k))
+        batches = [batch.policy_batches[mid] for mid in learner._module_ids]
         for _ in range(repeats):
-            timed("step", learner._hand_written_update, tensors)
+            timed("step", step, batches, learner._raise_non_finite)
         for method in parts:
-            delattr(learner, method)
+            delattr(step, method)
         steps = times.pop("step")
-        times["backward"] = [
+        times["forward_and_backward"] = [
             t - sum(times[n][i] for n in parts.values()) for i, t in enumerate(steps)
         ]
     else:
         for _ in range(repeats):
+            tensors = {
+                mid: {col: torch.from_numpy(module_batch[col]) for col in module_batch.keys()}
+                for mid, module_batch in batch.policy_batches.items()
+            }
             losses = timed("loss", learner.compute_losses, fwd_out={}, batch=tensors)
             grads = timed("zero_grad_and_backward", learner.compute_gradients, losses)
             grads = timed("clip", learner.postprocess_gradients, grads)

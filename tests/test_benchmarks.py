@@ -56,9 +56,10 @@ def test_time_split_times_every_part_once(tmp_path):
     # Every wrapped part ran; none is counted inside another (the rest stays >= 0).
     assert all(value > 0 for key, value in split.items() if key != "other")
     assert split["other"] >= 0
-    # The parts of the learner's hand-written step (the default learner).
+    # The parts of the learner's numpy step (the default learner on the CPU).
     parts = figures["learner_update_parts_ms"]
-    assert set(parts) == {"forward", "loss_terms", "backward", "clip", "adam"}
+    expected = {"batch", "bootstrap_values", "loss_terms", "forward_and_backward", "clip", "adam"}
+    assert set(parts) == expected
     assert all(value > 0 for value in parts.values())
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,6 +33,7 @@ from rllib_seac.columns import (
     TRUNCATEDS,
 )
 from rllib_seac.seac import loss_gradients, losses
+from rllib_seac.seac.numpy_step import NumpyStep
 from rllib_seac.seac.rl_module import stack_mlps, stacked_forward
 from rllib_seac.torch_threads import set_torch_threads
 
@@ -97,6 +100,10 @@ class SEACTorchLearner(TorchLearner):
         self._trained = _nothing_trained()
         self._layers = self._linear_layers() if self.hand_written_gradients else None
         self._adam_state = None  # (optimizers' state dicts, Adam's per-parameter lists)
+        # On the CPU the hand-written step runs in numpy (`numpy_step`), made at the
+        # first step that finds Adam's state, and again after RLlib replaces it.
+        self._numpy_allowed = self._layers is not None and device.type == "cpu"
+        self._numpy_step = None
 
     # Subclasses that change how gradients are computed or combined (e.g. the
     # data-parallel learner's all-reduce) set this to False: RLlib's path then runs.
@@ -221,7 +228,11 @@ class SEACTorchLearner(TorchLearner):
         if not torch.isfinite(total).all():
             terms = {"policy_loss": policy.detach(), "value_loss": value.detach()}
             self._raise_non_finite(data, terms)
-        self._accumulate_stats(policy, value, bonus, is_weights)
+        stats = torch.stack([policy.detach(), value.detach(), bonus.detach()])
+        others = None
+        if self._has_other_data:  # each module's IS weights on other agents' data
+            others = is_weights[self._others].reshape(len(is_weights), -1)
+        self._accumulate_stats(stats, others)
         return {
             "total": total,
             "log_pi": log_pi,
@@ -230,19 +241,20 @@ class SEACTorchLearner(TorchLearner):
         }
 
     def _raise_non_finite(self, data, terms) -> None:
-        """Stops before the optimiser step, naming the module, the term and the cause."""
+        """Stops before the optimiser step, naming the module, the term and the cause
+        (`data` and `terms` are torch tensors or numpy arrays)."""
         agents = self.config.agent_ids
         causes = [
             f"{col} of {agents[k]}"
             for col in (REWARDS, OBS, NEXT_OBS)
             for k in range(len(agents))
-            if not torch.isfinite(data[col][k]).all()
+            if not torch.isfinite(torch.as_tensor(data[col][k])).all()
         ]
         bad = [
             f"{name} of {mid} = {values[m].item():.4g}"
             for name, values in terms.items()
             for m, mid in enumerate(self._module_ids)
-            if not torch.isfinite(values[m])
+            if not math.isfinite(values[m].item())
         ]
         raise FloatingPointError(
             f"SEAC stopped before updating the weights: {', '.join(bad) or 'the entropy'} "
@@ -310,7 +322,9 @@ class SEACTorchLearner(TorchLearner):
         outputs = {}
 
         def forward(net, flat):
-            layer_outputs = loss_gradients.mlp_forward(*stacked[net], flat)
+            layer_outputs = loss_gradients.mlp_forward(
+                loss_gradients.layers_of(*stacked[net]), flat
+            )
             outputs.setdefault(net, layer_outputs)  # the first call is on o_t
             return layer_outputs[-1]
 
@@ -338,6 +352,40 @@ class SEACTorchLearner(TorchLearner):
         self._adam_step(grads)
         total = terms["total"]
         return {mid: total[m] for m, mid in enumerate(self._module_ids)}
+
+    def _current_numpy_step(self) -> NumpyStep | None:
+        """The numpy step on the modules' and optimizers' current tensors, or None
+        where it does not apply (not on the CPU, Adam's state not made yet, settings
+        it does not cover): made again when RLlib has replaced those tensors."""
+        if not self._numpy_allowed or not self._adam_ready():
+            return None
+        step = self._numpy_step
+        if step is None or not step.is_current():
+            if not NumpyStep.supports(self._optimizers):
+                return None
+            step = self._numpy_step = NumpyStep(
+                layers=self._layers,
+                optimizers=self._optimizers,
+                config=self.config,
+                grad_clip=self._grad_clip,
+                module_ids=self._module_ids,
+                streams=self._streams.tolist(),
+                owner=self._owner.tolist(),
+                is_own=self._is_own.tolist(),
+                shared=self._shared_inputs,
+            )
+        return step
+
+    def _numpy_update(self, step: NumpyStep, batch: MultiAgentBatch) -> dict:
+        """One gradient step in numpy (`numpy_step`); the per-module losses."""
+        terms = step(
+            [batch.policy_batches[mid] for mid in self._module_ids], self._raise_non_finite
+        )
+        self._accumulate_stats(
+            np.stack([terms["policy_loss"], terms["value_loss"], terms["entropy"]]),
+            terms["is_weights_of_others"],
+        )
+        return dict(zip(self._module_ids, terms["total"]))
 
     def _stacked(self, net: str) -> tuple[list, list]:
         """Weights [M, out, in] and biases [M, out] of every module's `net`, per layer."""
@@ -409,22 +457,20 @@ class SEACTorchLearner(TorchLearner):
                 maximize=False,
             )
 
-    def _accumulate_stats(self, policy, value, entropy, is_weights) -> None:
-        """Adds this step's per-module figures to the iteration's stats.
+    def _accumulate_stats(self, losses, is_weights_of_others) -> None:
+        """Keeps this step's per-module figures for the iteration's stats: `losses`
+        [3, M] (policy, value, entropy), `is_weights_of_others` each module's IS
+        weights on other agents' data, [M, (K'-1) * E * T], or None (no such data).
 
-        A few tensor ops per step; `update` turns them into metrics only when the
-        metrics are reduced, so each reported figure covers every step since the
-        last report. The IS weights are kept whole (M x (K-1) x E x T per step) for
-        their quantiles: the paper's Fig. 6 reads their spread, not only extremes.
+        Tensors or numpy arrays, as the step made them: `update` turns them into
+        metrics only when the metrics are reduced, so each reported figure covers
+        every step since the last report. The IS weights are kept whole for their
+        quantiles: the paper's Fig. 6 reads their spread, not only extremes.
         """
         acc = self._stats
-        losses = torch.stack([policy.detach(), value.detach(), entropy.detach()])
-        acc["sum"] = losses if "sum" not in acc else acc["sum"] + losses
-        acc["steps"] = acc.get("steps", 0) + 1
-        if self._has_other_data:
-            # Each module's weights on other agents' data, [M, (K'-1) * E * T].
-            others = is_weights[self._others].reshape(len(is_weights), -1)
-            acc.setdefault("is_weights", []).append(others)
+        acc.setdefault("losses", []).append(losses)
+        if is_weights_of_others is not None:
+            acc.setdefault("is_weights", []).append(is_weights_of_others)
 
     def update(
         self, batch=None, *, training_data=None, timesteps=None, _no_metrics_reduce=False, **kwargs
@@ -459,24 +505,29 @@ class SEACTorchLearner(TorchLearner):
     def _one_step(self, batch, timesteps: dict) -> None:
         self.before_gradient_based_update(timesteps=timesteps)
         _rllib_internals.count_weights_update(self)
-        device = self.device
-        tensors = {
-            mid: {
-                col: torch.as_tensor(np.asarray(module_batch[col]), device=device)
-                for col in COLUMNS
-            }
-            for mid, module_batch in batch.policy_batches.items()
-        }
-        if self._layers is not None and self._adam_ready():
-            losses_per_module = self._hand_written_update(tensors)
+        step = self._current_numpy_step()
+        if step is not None:
+            losses_per_module = self._numpy_update(step, batch)
         else:
-            _, losses_per_module, _ = _rllib_internals.torch_learner_update(self, tensors)
+            device = self.device
+            tensors = {
+                mid: {
+                    col: torch.as_tensor(np.asarray(module_batch[col]), device=device)
+                    for col in COLUMNS
+                }
+                for mid, module_batch in batch.policy_batches.items()
+            }
+            if self._layers is not None and self._adam_ready():
+                losses_per_module = self._hand_written_update(tensors)
+            else:
+                _, losses, _ = _rllib_internals.torch_learner_update(self, tensors)
+                losses_per_module = {mid: loss.detach() for mid, loss in losses.items()}
         trained = self._trained
         trained["updates"] += 1
         trained["env_steps"] += batch.env_steps()
         for mid, module_batch in batch.policy_batches.items():
             trained["module_steps"][mid] = trained["module_steps"].get(mid, 0) + len(module_batch)
-        trained["losses"] = {mid: loss.detach() for mid, loss in losses_per_module.items()}
+        trained["losses"] = losses_per_module
         self.after_gradient_based_update(timesteps=timesteps)
 
     def _log_trained(self) -> None:
@@ -512,9 +563,10 @@ class SEACTorchLearner(TorchLearner):
         acc, self._stats = self._stats, {}
         if not acc:
             return
-        columns = dict(zip(["policy_loss", "value_loss", "entropy"], acc["sum"] / acc["steps"]))
+        losses = torch.stack([torch.as_tensor(x) for x in acc["losses"]]).mean(0)
+        columns = dict(zip(["policy_loss", "value_loss", "entropy"], losses))
         if "is_weights" in acc:
-            weights = torch.cat(acc["is_weights"], dim=1)
+            weights = torch.cat([torch.as_tensor(w) for w in acc["is_weights"]], dim=1)
             q05, q95 = torch.quantile(weights, torch.tensor([0.05, 0.95]), dim=1)
             columns.update(
                 is_weight_mean=weights.mean(1),

@@ -47,18 +47,23 @@ def values_gradient(
     return experience_weights * advantages * (-2.0 * vf_loss_coeff / n)
 
 
-def mlp_forward(weights: list, biases: list, x: torch.Tensor) -> list[torch.Tensor]:
-    """M stacked ReLU MLPs (weights [M, out, in], biases [M, out]) on x [B, D] (seen
+def layers_of(weights: list, biases: list) -> list[tuple]:
+    """What `mlp_forward` multiplies by: per layer, the M stacked weights [M, out, in]
+    transposed to [M, in, out] and the biases [M, out] as [M, 1, out] (views)."""
+    return [(weight.transpose(1, 2), bias.unsqueeze(1)) for weight, bias in zip(weights, biases)]
+
+
+def mlp_forward(layers: list[tuple], x: torch.Tensor) -> list[torch.Tensor]:
+    """M stacked ReLU MLPs (`layers_of` their weights and biases) on x [B, D] (seen
     by all) or [M, B, D]: the input and every layer's output, the last one [M, B, out].
     The same ops as `rl_module.stacked_forward`, so the same values."""
     outputs = [x]
-    last = len(weights) - 1
-    for i, (weight, bias) in enumerate(zip(weights, biases)):
-        x = torch.baddbmm(
-            bias.unsqueeze(1), x.expand(len(weight), *x.shape[-2:]), weight.transpose(1, 2)
-        )
+    x = x.expand(len(layers[0][0]), *x.shape[-2:])
+    last = len(layers) - 1
+    for i, (weight_t, bias) in enumerate(layers):
+        x = torch.baddbmm(bias, x, weight_t)
         if i < last:
-            x = torch.relu(x)
+            x = torch.relu_(x)
         outputs.append(x)
     return outputs
 
@@ -73,5 +78,7 @@ def mlp_backward(weights: list, outputs: list, grad: torch.Tensor) -> list[torch
         # [M, out, B] @ [B, in] (inputs seen by all modules) or @ [M, B, in]
         grads.append(grad.transpose(1, 2) @ inputs)
         if i:  # through the ReLU that made `inputs`: its output is > 0 where it passed
-            grad = torch.bmm(grad, weights[i]) * (inputs > 0)
+            # (autograd's ReLU backward: one vectorised kernel, where `* (inputs > 0)`
+            # takes two unvectorised passes over mixed dtypes)
+            grad = torch.ops.aten.threshold_backward(torch.bmm(grad, weights[i]), inputs, 0)
     return grads[::-1]

@@ -1,0 +1,364 @@
+"""The learner's hand-written gradient step for a learner on the CPU: numpy for the
+many small operations, torch for the few large ones.
+
+On Table 2's batch (4 envs x 5 steps per agent, 64x64 MLPs) the torch step of
+`loss_gradients` is about a hundred small torch calls, each tens of thousands of
+instructions of dispatch around a few thousand of arithmetic. Here the batch's
+columns, the loss terms of `losses` (Eqs. 4 and 5, the entropy bonus, n-step targets,
+IS weights), their closed-form gradients with respect to the logits and V(o) (as
+`loss_gradients.logits_gradient` and `values_gradient`) and each agent's clipping to
+its own global norm run in numpy, whose per-call cost is a fraction of torch's. The
+stacked MLPs' batched matmuls (`loss_gradients.mlp_forward` and `mlp_backward`: MKL,
+cheaper than numpy's matmuls at these sizes) and one fused Adam call over every module
+stay in torch. The learner's autograd path stays the reference:
+tests/test_hand_written_gradients.py checks this step against it.
+
+The step works in place on RLlib's tensors: when it is made, every module's parameters
+and its torch Adam's state (exp_avg, exp_avg_sq, step) are moved into flat buffers, one
+row per module, that the numpy arrays and torch views share. Checkpoints, `get_state`,
+the weight copy to env runners and RLlib's LR schedules keep seeing the usual modules
+and optimizers; `is_current` says when RLlib has replaced those tensors (an optimizer
+state restore) and the learner makes the step again.
+
+Shapes as in `losses`: [M, K', E, T] per sample (M modules, K' streams each module is
+evaluated on, E envs, T steps), A actions, n = E * T.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+from torch.optim.adam import adam
+
+from rllib_seac.columns import (
+    ACTIONS,
+    BEHAVIOUR_LOGP,
+    NEXT_OBS,
+    OBS,
+    REWARDS,
+    TERMINATEDS,
+    TRUNCATEDS,
+)
+from rllib_seac.seac import loss_gradients
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log pi(.|o) over the last axis, as torch's: x - max - log sum exp(x - max)."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def n_step_targets(rewards, bootstrap_values, terminateds, truncateds, gamma: float) -> np.ndarray:
+    """`losses.n_step_targets` in numpy: y_t = r_t + gamma (1 - terminated_t) * (V(o_{t+1})
+    where the chain is cut: the rollout's end and truncations; else y_{t+1}).
+
+    Written as y_t = start_t + carry_t * y_{t+1}, start and carry computed for every t at once.
+    """
+    discount = np.where(terminateds, np.float32(0), np.float32(gamma))
+    cut = truncateds.copy()
+    cut[..., -1] = True
+    start = rewards + discount * np.where(cut, bootstrap_values, np.float32(0))
+    carry = np.where(cut, np.float32(0), discount)
+    targets = np.empty_like(start)
+    targets[..., -1] = start[..., -1]
+    for t in reversed(range(rewards.shape[-1] - 1)):
+        targets[..., t] = start[..., t] + carry[..., t] * targets[..., t + 1]
+    return targets
+
+
+# The batch's columns as the step reads them (float32 throughout, as the networks).
+DTYPES = {
+    OBS: np.float32,
+    NEXT_OBS: np.float32,
+    ACTIONS: np.int64,
+    REWARDS: np.float32,
+    TERMINATEDS: bool,
+    TRUNCATEDS: bool,
+    BEHAVIOUR_LOGP: np.float32,
+}
+
+
+class NumpyStep:
+    """One SEAC gradient step of every module at once, in place on RLlib's tensors.
+
+    `layers` are the learner's `_linear_layers`: per network ("actor", "critic"), the
+    modules' Linear weights and biases by layer. `streams[m]` lists the agents whose
+    data module m is evaluated on, `is_own[m, k]` whether stream k is m's own, and
+    `shared` whether every module sees every agent's data.
+    """
+
+    def __init__(
+        self, *, layers, optimizers, config, grad_clip, module_ids, streams, owner, is_own, shared
+    ):
+        self._optimizers = optimizers
+        self._config = config
+        self._grad_clip = grad_clip
+        self._module_ids = module_ids
+        self._streams = np.asarray(streams)
+        self._owner = np.asarray(owner)
+        self._is_own = np.asarray(is_own)  # [M, K']
+        self._shared = shared
+        # (module, stream) pairs of other agents' data, for the IS weight stats.
+        self._others = np.nonzero(~self._is_own) if not self._is_own.all() else None
+        self._by_batch_shape: dict = {}
+        self._lay_out(layers)
+
+    @staticmethod
+    def supports(optimizers) -> bool:
+        """Whether the step covers these optimizers' parameters and state: every module's
+        parameters of the same shapes, float32 on the CPU, Adam's state made, one step
+        count and the same Adam settings (lr aside)."""
+        shapes = [[p.shape for p in opt.param_groups[0]["params"]] for opt in optimizers]
+        params = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
+        if any(s != shapes[0] for s in shapes) or any(
+            p.dtype != torch.float32 or p.device.type != "cpu" for p in params
+        ):
+            return False
+        states = [opt.state.get(p) for opt in optimizers for p in opt.param_groups[0]["params"]]
+        if any(
+            not s or not isinstance(s.get("step"), torch.Tensor) or s["step"].dtype != torch.float32
+            for s in states
+        ):
+            return False
+        groups = [opt.param_groups[0] for opt in optimizers]
+        settings = {(tuple(g["betas"]), g["eps"], g["weight_decay"]) for g in groups}
+        return len(settings) == 1 and len({float(s["step"]) for s in states}) == 1
+
+    def _lay_out(self, layers) -> None:
+        """Copies every module's parameters (in its optimizer's order: the actor's
+        layers, then the critic's) and their Adam state into flat buffers, one row
+        per module, and points the parameters and the optimizers' state at them."""
+        first = self._optimizers[0].param_groups[0]["params"]
+        offsets = [0, *itertools.accumulate(p.numel() for p in first)]
+        rows = len(self._optimizers)
+        keys = ("param", "grad", "exp_avg", "exp_avg_sq")
+        flat = {key: torch.zeros(rows, offsets[-1]) for key in keys}
+        steps = torch.zeros(rows, len(first))
+        with torch.no_grad():
+            for m, opt in enumerate(self._optimizers):
+                for j, param in enumerate(opt.param_groups[0]["params"]):
+                    state = opt.state[param]
+                    span = slice(offsets[j], offsets[j + 1])
+                    view = {key: flat[key][m, span].view(param.shape) for key in keys}
+                    view["param"].copy_(param)
+                    param.data = view["param"]
+                    for key in ("exp_avg", "exp_avg_sq"):
+                        view[key].copy_(state[key])
+                        state[key] = view[key]
+                    steps[m, j] = state["step"]
+                    state["step"] = steps[m, j]
+        # Per network, per layer: every module's weights [M, out, in] and biases [M, out].
+        self._nets, start = {}, 0
+        for net in ("actor", "critic"):
+            end = start + 2 * len(layers[net][0])
+            views = [
+                flat["param"][:, offsets[j] : offsets[j + 1]].view(rows, *first[j].shape)
+                for j in range(start, end)
+            ]
+            self._nets[net], start = (views[::2], views[1::2]), end
+        self._layers = {net: loss_gradients.layers_of(*views) for net, views in self._nets.items()}
+        self._tensors = (flat, steps)  # owners of the memory that numpy views below
+        self._params = [p for opt in self._optimizers for p in opt.param_groups[0]["params"]]
+        self._data_ptrs = [p.data_ptr() for p in self._params]
+        self._owners = [(opt.state, opt.param_groups[0]) for opt in self._optimizers]
+        # Adam's arguments: per module (False), and for all modules at once (True).
+        adam_keys = ("param", "grad", "exp_avg", "exp_avg_sq")
+        self._adam_rows = {
+            False: [(*(flat[key][m] for key in adam_keys), steps[m, 0]) for m in range(rows)],
+            True: [(*(flat[key] for key in adam_keys), steps[0, 0])],
+        }
+        self._grad = flat["grad"].numpy()
+        self._steps = steps.numpy()
+
+    def is_current(self) -> bool:
+        """Whether the modules' parameters and the optimizers' state are still the
+        buffers' (RLlib's optimizer restore replaces the state and param groups)."""
+        return (
+            all(
+                opt.state is state and opt.param_groups[0] is group
+                for opt, (state, group) in zip(self._optimizers, self._owners)
+            )
+            and [p.data_ptr() for p in self._params] == self._data_ptrs
+        )
+
+    def __call__(self, batches: list[dict], on_non_finite_loss) -> dict[str, np.ndarray]:
+        """One gradient step on the modules' batches (in module order); returns the
+        loss terms per module. `on_non_finite_loss(data, terms)` is called, before any
+        weight moves, if a module's loss is not finite."""
+        data = self._stream_data(batches)
+        inputs = self._net_inputs(data[OBS])
+        actor = loss_gradients.mlp_forward(self._layers["actor"], inputs)
+        critic = loss_gradients.mlp_forward(self._layers["critic"], inputs)
+        lead = self._pair_shape(data[OBS])
+        logits = actor[-1].numpy().reshape(*lead, -1)
+        values = critic[-1].numpy().reshape(lead)
+        next_values = self._bootstrap_values(data[NEXT_OBS], data[TRUNCATEDS])
+        terms = self._loss_terms(data, logits, values, next_values)
+        if not np.isfinite(terms["total"]).all():
+            on_non_finite_loss(data, {key: terms[key] for key in ("policy_loss", "value_loss")})
+        n_modules = len(self._streams)
+        d_logits = torch.from_numpy(terms["d_logits"].reshape(n_modules, -1, logits.shape[-1]))
+        d_values = torch.from_numpy(terms["d_values"].reshape(n_modules, -1, 1))
+        grads = loss_gradients.mlp_backward(self._nets["actor"][0], actor, d_logits)
+        grads += loss_gradients.mlp_backward(self._nets["critic"][0], critic, d_values)
+        # The optimizers' parameter order: the actor's layers, then the critic's.
+        flat_grad = self._tensors[0]["grad"]
+        torch.cat([g.reshape(n_modules, -1) for g in grads], dim=1, out=flat_grad)
+        self._clip()
+        self._adam_step()
+        return terms
+
+    def _stream_data(self, batches) -> dict[str, np.ndarray]:
+        """Each column as per-agent [K, E, T, ...] streams, agents in module order."""
+        n_agents, n_steps = len(self._owner), self._config.n_steps
+        data = {}
+        for col, dtype in DTYPES.items():
+            if len(batches) == 1:
+                x = np.asarray(batches[0][col], dtype=dtype)
+            else:
+                x = np.concatenate([batch[col] for batch in batches], dtype=dtype)
+            data[col] = x.reshape(n_agents, -1, n_steps, *x.shape[1:])
+        return data
+
+    def _pairs(self, x: np.ndarray) -> np.ndarray:
+        """A per-agent column [K, ...] per (module m, stream k) pair, [M or 1, K', ...]."""
+        return x[None] if self._shared else x[self._streams]
+
+    def _pair_shape(self, obs: np.ndarray) -> tuple:
+        """[M, K', E, T] of per-agent observations [K, E, T, D]."""
+        streams = self._streams.shape
+        return streams + obs.shape[1:-1] if not self._shared else streams[:1] + obs.shape[:-1]
+
+    def _net_inputs(self, obs: np.ndarray) -> torch.Tensor:
+        """Observations [K, E, T, D] as the stacked networks read them: [B, D] seen by
+        every module, or [M, B, D] per module."""
+        if self._shared:
+            x = obs.reshape(-1, obs.shape[-1])
+        else:
+            x = obs[self._streams].reshape(len(self._streams), -1, obs.shape[-1])
+        return torch.from_numpy(np.require(x, requirements="W"))
+
+    def _bootstrap_values(self, next_obs, truncateds) -> np.ndarray:
+        """V(o_{t+1}) where the n-step targets read it, [M, K', E, T]: the last step,
+        and every step when an episode was truncated before it (rare)."""
+        every_step = truncateds[..., :-1].any()
+        rows = next_obs if every_step else next_obs[..., -1:, :]
+        values = loss_gradients.mlp_forward(self._layers["critic"], self._net_inputs(rows))[-1]
+        values = values.numpy().reshape(self._pair_shape(rows))
+        if every_step:
+            return values
+        next_values = np.zeros((*values.shape[:-1], truncateds.shape[-1]), np.float32)
+        next_values[..., -1:] = values
+        return next_values
+
+    def _indices(self, shape: tuple) -> tuple:
+        """Per batch shape [M, K', E, T]: the flat index of each sample's first logit
+        and d loss / d logits' entropy coefficient on own streams, [M, K', 1, 1, 1]."""
+        if shape not in self._by_batch_shape:
+            n_actions = self._nets["actor"][1][-1].shape[1]
+            first = np.arange(math.prod(shape)).reshape(shape) * n_actions
+            n = shape[-2] * shape[-1]
+            coeff = self._is_own.astype(np.float32) * (self._config.entropy_coeff / n)
+            self._by_batch_shape[shape] = first, coeff[..., None, None, None]
+        return self._by_batch_shape[shape]
+
+    def _loss_terms(self, data, logits, values, next_values) -> dict[str, np.ndarray]:
+        """Eqs. 4 and 5 per module (as `SEACTorchLearner._loss_terms`) and their
+        gradients with respect to the logits and V(o) (as `loss_gradients`)."""
+        cfg = self._config
+        first_logit, entropy_coeff = self._indices(values.shape)
+        action_index = first_logit + self._pairs(data[ACTIONS])
+        log_pi = log_softmax(logits)
+        probs = np.exp(log_pi)
+        logp = log_pi.reshape(-1)[action_index]
+        entropy = -(probs * log_pi).sum(-1)
+
+        if cfg.seac_target == "authors" and self._shared:
+            # As the authors' code: agent k's targets bootstrap with k's own critic.
+            next_values = next_values[self._owner, np.arange(len(self._owner))]
+        # y^k_i of Eq. 5: n-step targets, bootstrapped with V_i (paper) or V_k.
+        targets = n_step_targets(
+            self._pairs(data[REWARDS]),
+            next_values,
+            self._pairs(data[TERMINATEDS]),
+            self._pairs(data[TRUNCATEDS]),
+            cfg.gamma,
+        )
+        advantages = targets - values
+        # pi_i(a^k|o^k) / pi_k(a^k|o^k), and each sample's weight c_ik: 1 on own data.
+        is_weights = np.exp(logp - self._pairs(data[BEHAVIOUR_LOGP]))
+        if cfg.is_weight_clip is not None:
+            np.minimum(is_weights, cfg.is_weight_clip, out=is_weights)
+        weights = np.where(
+            self._is_own[..., None, None], np.float32(1), cfg.seac_lambda * is_weights
+        )
+
+        policy = -(weights * logp * advantages).mean((-2, -1)).sum(-1)  # Eq. 4
+        value = (weights * advantages**2).mean((-2, -1)).sum(-1)  # Eq. 5
+        bonus = (entropy.mean((-2, -1)) * self._is_own).sum(-1)
+        total = policy + cfg.vf_loss_coeff * value - cfg.entropy_coeff * bonus
+
+        # d total / d logits: -c A (onehot(a) - pi) / n from Eq. 4, and from the bonus
+        # entropy_coeff * pi (log pi + H) / n on own streams (`loss_gradients`).
+        n = values.shape[-2] * values.shape[-1]
+        scaled = weights * advantages / n  # c A / n
+        d_logits = probs * scaled[..., None]
+        d_logits.reshape(-1)[action_index] -= scaled
+        d_logits += entropy_coeff * probs * (log_pi + entropy[..., None])
+        others = self._others
+        return {
+            "total": total,
+            "policy_loss": policy,
+            "value_loss": value,
+            "entropy": bonus,
+            "is_weights_of_others": (
+                None if others is None else is_weights[others].reshape(len(is_weights), -1)
+            ),
+            "d_logits": d_logits,
+            "d_values": scaled * (-2.0 * cfg.vf_loss_coeff),  # Eq. 5: c (y - V)^2 / n
+        }
+
+    def _clip(self) -> None:
+        """Each module's gradient scaled to global norm `grad_clip` (per agent, as in
+        A2C); a non-finite norm stops before any weight moves."""
+        norms = np.sqrt(np.vecdot(self._grad, self._grad))
+        if not np.isfinite(norms).all():
+            m = int(np.flatnonzero(~np.isfinite(norms))[0])
+            raise FloatingPointError(
+                f"SEAC stopped before updating the weights: the gradient of "
+                f"{self._module_ids[m]} is not finite (global norm {norms[m]})."
+            )
+        clip = self._grad_clip
+        if clip is not None:
+            self._grad *= np.minimum(clip / (norms + 1e-6), 1.0)[:, None]
+
+    def _adam_step(self) -> None:
+        """torch's fused Adam on the flat buffers: one call for every module (one per
+        module where their lrs differ), with each optimizer's current settings (RLlib's
+        LR schedules set the lr). The call counts the step of each row's first
+        parameter; the row's other step counts follow it."""
+        groups = [group for _, group in self._owners]
+        lrs = [group["lr"] for group in groups]
+        one_call = len(set(lrs)) == 1
+        beta1, beta2 = groups[0]["betas"]
+        for (param, grad, exp_avg, exp_avg_sq, step), lr in zip(self._adam_rows[one_call], lrs):
+            adam(
+                [param],
+                [grad],
+                [exp_avg],
+                [exp_avg_sq],
+                [],
+                [step],
+                fused=True,
+                amsgrad=False,
+                beta1=beta1,
+                beta2=beta2,
+                lr=lr,
+                weight_decay=groups[0]["weight_decay"],
+                eps=groups[0]["eps"],
+                maximize=False,
+            )
+        self._steps[...] = self._steps[0, 0] if one_call else self._steps[:, :1]
