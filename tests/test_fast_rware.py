@@ -141,9 +141,8 @@ def test_the_wrapper_uses_it_unless_told_not_to():
 )
 def test_a_batch_steps_as_arrays_exactly_as_env_by_env(env_id, config):
     arrays, by_env = (EnvBatch(env_id, config, 4, seed=3) for _ in range(2))
-    by_env._array_stepper = None  # each env's own `step`, as any other env
+    by_env._arrays = False  # each env's own `step`, as any other env
     assert np.array_equal(arrays.reset(), by_env.reset())
-    assert arrays._arrays is not None and by_env._arrays is None
     rng = np.random.default_rng(0)
     seen = {"ended": 0, "reward": 0.0}
     for t in range(400):
@@ -151,6 +150,7 @@ def test_a_batch_steps_as_arrays_exactly_as_env_by_env(env_id, config):
         got, expected = arrays.step(actions), by_env.step(actions)
         for key, value in expected.items():
             assert got[key].dtype == value.dtype and np.array_equal(got[key], value), (key, t)
+        assert arrays._arrays
         seen["ended"] += int(expected["ended"].sum())
         seen["reward"] += float(expected["rewards"].sum())
     assert seen["ended"] >= 4 * 400 // 50  # resets compared too
@@ -161,4 +161,5 @@ def test_a_batch_steps_as_arrays_exactly_as_env_by_env(env_id, config):
 def test_envs_it_cannot_batch_step_one_by_one():
     batch = EnvBatch("rware-tiny-2ag-v2", {"fast_step": False}, 2, seed=0)
     batch.reset()
-    assert batch._arrays is None
+    batch.step(np.zeros((2, 2), np.int64))
+    assert batch._arrays is False

@@ -31,6 +31,14 @@ class FastWarehouse(Warehouse):
         self._observations = Observations(self, 1)
         return self._observe_all(), info
 
+    def __setstate__(self, state: dict) -> None:
+        # Pickled by an older version (a checkpoint's envs): its buffers were its own.
+        for old in ("_padded", "_agent_rows", "_shelf_rows", "_window"):
+            state.pop(old, None)
+        self.__dict__.update(state)
+        if "_observations" not in state and hasattr(self, "shelfs") and self._accelerated_obs():
+            self._observations = Observations(self, 1)
+
     def _accelerated_obs(self) -> bool:
         # The flattened vector observation with integer coordinates: what every
         # registered rware-*-v2 id uses. Other observation types keep rware's code.

@@ -20,8 +20,8 @@ class EnvBatch:
         self.obs_space, self.action_space = check_seac_spaces(self.envs[0])
         self._env_name = env
         self._seeds = [derived_seed(seed, first_index + e) for e in range(n_envs)]
-        # Envs that can step as arrays say how (e.g. rware's `RwareEnv.array_stepper`).
-        self._array_stepper = getattr(type(self.envs[0]), "array_stepper", None)
+        # Envs that can step as arrays say how (e.g. rware's `RwareEnv.array_stepper`):
+        # decided at the first step, after a reset or a restore (`replace_envs`).
         self._arrays = None
 
     def reset(self) -> np.ndarray:
@@ -29,9 +29,13 @@ class EnvBatch:
         obs = np.empty((len(self.agent_ids), len(self.envs), *self.obs_space.shape), np.float32)
         for e, (env, seed) in enumerate(zip(self.envs, self._seeds)):
             obs[:, e] = self._stack(env.reset(seed=seed)[0])
-        if self._array_stepper is not None:
-            self._arrays = self._array_stepper(self.envs)
         return obs
+
+    def replace_envs(self, envs: list) -> None:
+        """Steps these envs from now on (mid-episode: a restored checkpoint's)."""
+        self.close()
+        self.envs = envs
+        self._arrays = None
 
     def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
         """actions [N, E] -> next_obs and obs [N, E, D]; rewards, terminated and
@@ -44,7 +48,10 @@ class EnvBatch:
             "truncated": np.empty((n_agents, n_envs), bool),
             "ended": np.zeros(n_envs, bool),
         }
-        if self._arrays is not None:
+        if self._arrays is None:
+            stepper = getattr(type(self.envs[0]), "array_stepper", None)
+            self._arrays = (stepper and stepper(self.envs)) or False
+        if self._arrays:
             self._arrays.step(self.envs, actions, out)
         else:
             for e, env in enumerate(self.envs):

@@ -123,8 +123,7 @@ class RolloutCollector:
 
     def set_state(self, state: bytes) -> None:
         envs, self._obs, self._returns, self._lengths, rng = pickle.loads(state)
-        self.envs.close()
-        self.envs.envs = pickle.loads(envs)
+        self.envs.replace_envs(pickle.loads(envs))
         if isinstance(rng, dict):
             self._rng.bit_generator.state = rng
         # Otherwise a checkpoint from before the numpy sampler (a torch generator's
