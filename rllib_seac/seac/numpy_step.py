@@ -9,9 +9,8 @@ IS weights), their closed-form gradients with respect to the logits and V(o) (as
 `loss_gradients.logits_gradient` and `values_gradient`) and each agent's clipping to
 its own global norm run in numpy, whose per-call cost is a fraction of torch's. The
 stacked MLPs' batched matmuls (`loss_gradients.mlp_forward` and `mlp_backward`: MKL,
-cheaper than numpy's matmuls at these sizes; the critic reads the rows of V(o_{t+1})
-in the same matmuls) and one fused Adam call over every module (`fused_adam`) stay in
-torch. The learner's autograd path stays the reference:
+cheaper than numpy's matmuls at these sizes) and one fused Adam call over every module
+(`fused_adam`) stay in torch. The learner's autograd path stays the reference:
 tests/test_hand_written_gradients.py checks this step against it.
 
 The step works in place on RLlib's tensors: when it is made, every module's parameters
@@ -190,23 +189,12 @@ class NumpyStep:
         weight moves, if a module's loss is not finite."""
         data = self._stream_data(batches)
         inputs = self._net_inputs(data[OBS])
-        # The critic also reads the rows V(o_{t+1}) is needed at, in the same matmuls.
-        next_rows, every_step = self._bootstrap_rows(data[NEXT_OBS], data[TRUNCATEDS])
-        n_rows = inputs.shape[-2]
         actor = loss_gradients.mlp_forward(self._layers["actor"], inputs)
-        critic = loss_gradients.mlp_forward(
-            self._layers["critic"], torch.cat([inputs, self._net_inputs(next_rows)], dim=-2)
-        )
+        critic = loss_gradients.mlp_forward(self._layers["critic"], inputs)
         lead = self._pair_shape(data[OBS])
         logits = actor[-1].numpy().reshape(*lead, -1)
-        values = critic[-1][:, :n_rows].numpy().reshape(lead)
-        next_values = self._bootstrap_values(
-            critic[-1][:, n_rows:].numpy().reshape(self._pair_shape(next_rows)),
-            every_step,
-            self._config.n_steps,
-        )
-        # The critic's backward reads only the rows of the loss.
-        critic = [x[..., :n_rows, :] for x in critic]
+        values = critic[-1].numpy().reshape(lead)
+        next_values = self._bootstrap_values(data[NEXT_OBS], data[TRUNCATEDS])
         terms = self._loss_terms(data, logits, values, next_values)
         if not np.isfinite(terms["total"]).all():
             on_non_finite_loss(data, {key: terms[key] for key in ("policy_loss", "value_loss")})
@@ -252,21 +240,16 @@ class NumpyStep:
             x = obs[self._streams].reshape(len(self._streams), -1, obs.shape[-1])
         return torch.from_numpy(np.require(x, requirements="W"))
 
-    @staticmethod
-    def _bootstrap_rows(next_obs, truncateds) -> tuple[np.ndarray, bool]:
-        """The observations V(o_{t+1}) is needed at by the n-step targets, and whether
-        that is every step: the last step's, and every step's when an episode was
-        truncated before it (rare)."""
-        every_step = bool(truncateds[..., :-1].any())
-        return (next_obs if every_step else next_obs[..., -1:, :]), every_step
-
-    @staticmethod
-    def _bootstrap_values(values: np.ndarray, every_step: bool, n_steps: int) -> np.ndarray:
-        """V(o_{t+1}) at `_bootstrap_rows` as the n-step targets read it, [M, K', E, T]
-        (zero where they do not read it)."""
+    def _bootstrap_values(self, next_obs, truncateds) -> np.ndarray:
+        """V(o_{t+1}) where the n-step targets read it, [M, K', E, T]: the last step,
+        and every step when an episode was truncated before it (rare)."""
+        every_step = truncateds[..., :-1].any()
+        rows = next_obs if every_step else next_obs[..., -1:, :]
+        values = loss_gradients.mlp_forward(self._layers["critic"], self._net_inputs(rows))[-1]
+        values = values.numpy().reshape(self._pair_shape(rows))
         if every_step:
             return values
-        next_values = np.zeros((*values.shape[:-1], n_steps), np.float32)
+        next_values = np.zeros((*values.shape[:-1], truncateds.shape[-1]), np.float32)
         next_values[..., -1:] = values
         return next_values
 
