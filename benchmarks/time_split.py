@@ -9,8 +9,7 @@ rollout, the learner's update and the weight copy to the env runner during
 `--iterations` train() calls (after one warm-up call); "other" is the rest of
 train() (RLlib's iteration and metrics). The learner's update is then split on a
 batch of the same shape (medians): for the numpy step (a CPU learner) the batch's
-columns, the bootstrap values V(o_{t+1}) laid out for the targets (the critic
-computes them in its main forward), the loss terms and their gradients with
+columns, the bootstrap values V(o_{t+1}), the loss terms and their gradients with
 respect to the networks' outputs, clipping, Adam, and the rest (the MLPs' forward
 and backward).
 """
