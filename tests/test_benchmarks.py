@@ -79,3 +79,14 @@ def test_learner_callgrind_compares_two_trees(tmp_path):
     )
     assert [(r["tree"], r["agents"]) for r in figures["rows"]] == [("base", 2), ("this", 2)]
     assert all(r["wall_ms"] > 0 and "instructions" not in r for r in figures["rows"])
+
+
+@pytest.mark.slow
+def test_process_cpu_reports_both_processes_and_the_yardstick(tmp_path):
+    figures = run_json(tmp_path, "process_cpu.py", "--iterations", "1", "--raw-seconds", "0.5")
+    driver, worker = figures["driver_cpu_ms_per_update"], figures["worker_cpu_ms_per_update"]
+    assert driver > 0 and worker > 0
+    busier = figures["env_steps_per_cpu_s_of_the_busier"]
+    assert busier == pytest.approx(20 / (max(driver, worker) / 1e3), rel=0.01)
+    raw = figures["raw_rware_own_step_steps_per_cpu_s"]
+    assert figures["busier_over_raw_rware"] == pytest.approx(busier / raw, abs=1e-3)

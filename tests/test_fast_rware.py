@@ -10,6 +10,7 @@ from rware.warehouse import ObservationType, RewardType, Warehouse
 
 from rllib_seac import make_env
 from rllib_seac.envs.fast_rware import FastWarehouse
+from rllib_seac.sampling.env_batch import EnvBatch
 
 # A warehouse small enough for random agents to deliver shelves now and then.
 DELIVERY_LAYOUT = """
@@ -125,3 +126,40 @@ def test_the_wrapper_uses_it_unless_told_not_to():
     own = make_env("rware-tiny-2ag-v2", {"fast_step": False, "max_steps": 9})
     assert type(own.env.unwrapped) is Warehouse
     assert own.env.unwrapped.max_steps == 9
+
+
+@pytest.mark.parametrize(
+    "env_id, config",
+    [
+        ("rware-tiny-2ag-v2", {"max_steps": 30}),
+        ("rware-tiny-4ag-v2", {"max_steps": 45, "time_limit_terminal": True}),
+        (
+            "rware-tiny-2ag-v2",
+            {"layout": DELIVERY_LAYOUT, "n_agents": 3, "request_queue_size": 1, "max_steps": 50},
+        ),
+    ],
+)
+def test_a_batch_steps_as_arrays_exactly_as_env_by_env(env_id, config):
+    arrays, by_env = (EnvBatch(env_id, config, 4, seed=3) for _ in range(2))
+    by_env._arrays = False  # each env's own `step`, as any other env
+    assert np.array_equal(arrays.reset(), by_env.reset())
+    rng = np.random.default_rng(0)
+    seen = {"ended": 0, "reward": 0.0}
+    for t in range(400):
+        actions = rng.choice(5, size=(len(arrays.agent_ids), 4), p=[0.15, 0.4, 0.15, 0.15, 0.15])
+        got, expected = arrays.step(actions), by_env.step(actions)
+        for key, value in expected.items():
+            assert got[key].dtype == value.dtype and np.array_equal(got[key], value), (key, t)
+        assert arrays._arrays
+        seen["ended"] += int(expected["ended"].sum())
+        seen["reward"] += float(expected["rewards"].sum())
+    assert seen["ended"] >= 4 * 400 // 50  # resets compared too
+    if "layout" in config:
+        assert seen["reward"] > 0
+
+
+def test_envs_it_cannot_batch_step_one_by_one():
+    batch = EnvBatch("rware-tiny-2ag-v2", {"fast_step": False}, 2, seed=0)
+    batch.reset()
+    batch.step(np.zeros((2, 2), np.int64))
+    assert batch._arrays is False

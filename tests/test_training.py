@@ -18,11 +18,12 @@ RWARE = "rware-tiny-2ag-v2"
 UPDATES = 10  # per iteration; 4 envs x 5 steps = 20 env steps per update
 
 
-def build(env_config=None, **training):
+def build(env_config=None, env_processes=0, **training):
     config = (
         SEACConfig()
         .environment(RWARE, env_config=env_config or {})
         .training(updates_per_iteration=UPDATES, **training)
+        .env_runners(num_env_processes_per_env_runner=env_processes)
         .debugging(seed=0)
     )
     return config.build_algo()
@@ -198,9 +199,9 @@ def test_env_given_as_a_function_of_the_env_config():
     assert result["env_runners"]["episode_len_mean"] == 20
 
 
-def fingerprint(env_config=None):
+def fingerprint(env_config=None, env_processes=0):
     """Per-iteration figures of 3 iterations and agent_1's final weights."""
-    algo = build(env_config)
+    algo = build(env_config, env_processes)
     try:
         results = [algo.train() for _ in range(3)]
         return [
@@ -252,6 +253,14 @@ def test_same_seed_gives_identical_runs_in_processes_with_other_string_hashing()
         assert out.returncode == 0, out.stderr[-2000:]
         prints.append([line for line in out.stdout.splitlines() if line.startswith("fingerprint")])
     assert prints[0] == prints[1] != [], prints
+
+
+def test_an_env_worker_process_gives_the_same_run_as_the_driver():
+    # Its rollouts act with each update's new weights (sent through shared memory),
+    # so the run is the one-process run, update for update.
+    (driver, driver_weights), (worker, worker_weights) = fingerprint(), fingerprint(env_processes=1)
+    assert driver == worker
+    assert all(torch.equal(driver_weights[k], worker_weights[k]) for k in driver_weights)
 
 
 def test_rwares_own_step_gives_the_same_run_as_the_fast_one():

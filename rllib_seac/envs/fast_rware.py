@@ -28,17 +28,16 @@ class FastWarehouse(Warehouse):
         obs, info = super().reset(seed=seed, options=options)
         if not self._accelerated_obs():
             return obs, info
-        r, n = self.sensor_range, self.n_agents
-        # Buffers reused by every step: the grid with r empty cells around it, and
-        # rows of observation features indexed by agent / shelf id (row 0: none).
-        self._padded = np.zeros(
-            (2, self.grid_size[0] + 2 * r, self.grid_size[1] + 2 * r), self.grid.dtype
-        )
-        self._agent_rows = np.zeros((n + 1, 1 + _DIRECTIONS + self.msg_bits), np.float32)
-        self._shelf_rows = np.zeros((len(self.shelfs) + 1, 2), np.float32)
-        self._shelf_rows[1:, 0] = 1.0
-        self._window = np.arange(2 * r + 1)
+        self._observations = Observations(self, 1)
         return self._observe_all(), info
+
+    def __setstate__(self, state: dict) -> None:
+        # Pickled by an older version (a checkpoint's envs): its buffers were its own.
+        for old in ("_padded", "_agent_rows", "_shelf_rows", "_window"):
+            state.pop(old, None)
+        self.__dict__.update(state)
+        if "_observations" not in state and hasattr(self, "shelfs") and self._accelerated_obs():
+            self._observations = Observations(self, 1)
 
     def _accelerated_obs(self) -> bool:
         # The flattened vector observation with integer coordinates: what every
@@ -46,46 +45,19 @@ class FastWarehouse(Warehouse):
         return bool(self.fast_obs) and not self.normalised_coordinates
 
     def _observe_all(self) -> tuple:
-        """Every agent's flattened observation, as rware's `_get_default_obs` writes it:
-        [x, y, carrying, direction one-hot, on highway] then, per sensor cell,
-        [has agent, its direction one-hot (UP if none), message, has shelf, requested]."""
-        r, n, ids = self.sensor_range, self.n_agents, np.arange(self.n_agents)
-        padded = self._padded
-        padded[:, r : padded.shape[1] - r, r : padded.shape[2] - r] = self.grid
-
-        agent_rows = self._agent_rows
-        agent_rows[:] = 0.0
-        agent_rows[0, 1] = 1.0
-        agent_rows[1:, 0] = 1.0
-        dirs = np.array([a.dir.value for a in self.agents])
-        agent_rows[ids + 1, 1 + dirs] = 1.0
-        if self.msg_bits:
-            agent_rows[1:, 1 + _DIRECTIONS :] = [a.message for a in self.agents]
-        shelf_rows = self._shelf_rows
-        shelf_rows[:, 1] = 0.0
-        shelf_rows[[s.id for s in self.request_queue], 1] = 1.0
-
-        xs = np.array([a.x for a in self.agents])
-        ys = np.array([a.y for a in self.agents])
-        rows = (ys[:, None] + self._window)[:, :, None]  # padded coordinates of each cell
-        cols = (xs[:, None] + self._window)[:, None, :]
-        sensors = np.concatenate(
-            [
-                agent_rows[padded[_LAYER_AGENTS, rows, cols]],
-                shelf_rows[padded[_LAYER_SHELFS, rows, cols]],
-            ],
-            axis=-1,
-        ).reshape(n, -1)
-
-        own = np.zeros((n, 3 + _DIRECTIONS + 1), np.float32)
-        own[:, 0] = xs
-        own[:, 1] = ys
-        own[:, 2] = [a.carrying_shelf is not None for a in self.agents]
-        own[ids, 3 + dirs] = 1.0
-        own[:, -1] = self.highways[ys, xs]
-        return tuple(np.concatenate([own, sensors], axis=1))
+        return tuple(self._observations([self])[0])
 
     def step(self, actions):
+        rewards, done = self.advance(actions)
+        if self._accelerated_obs():
+            obs = self._observe_all()
+        else:
+            obs = tuple(self._make_obs(agent) for agent in self.agents)
+        return obs, list(rewards), done, False, self._get_info()
+
+    def advance(self, actions) -> tuple[np.ndarray, bool]:
+        """`step` without the observations: moves, loads and deliveries; the
+        agents' rewards and whether the episode ended."""
         assert len(actions) == len(self.agents)
         for agent, action in zip(self.agents, actions):
             if self.msg_bits > 0:
@@ -135,11 +107,7 @@ class FastWarehouse(Warehouse):
             (self.max_inactivity_steps and self._cur_inactive_steps >= self.max_inactivity_steps)
             or (self.max_steps and self._cur_steps >= self.max_steps)
         )
-        if self._accelerated_obs():
-            obs = self._observe_all()
-        else:
-            obs = tuple(self._make_obs(agent) for agent in self.agents)
-        return obs, list(rewards), done, False, self._get_info()
+        return rewards, done
 
     def _target(self, agent) -> tuple[int, int]:
         """Where the agent asks to go; a loaded agent facing a standing shelf stays
@@ -249,3 +217,85 @@ class FastWarehouse(Warehouse):
                 self.agents[agent_id - 1].has_delivered = True
                 rewards[agent_id - 1] += 0.5
         return delivered
+
+
+class Observations:
+    """Builds the observations of several warehouses of one layout (`same_layout`) in
+    one array program: every agent's flattened observation, as rware's
+    `_get_default_obs` writes it: [x, y, carrying, direction one-hot, on highway] then,
+    per sensor cell, [has agent, its direction one-hot (UP if none), message, has
+    shelf, requested]. Holds only buffers: the warehouses are passed at each call
+    (a reset replaces their agents, shelves and grid)."""
+
+    def __init__(self, warehouse: Warehouse, n_envs: int):
+        r, n = warehouse.sensor_range, warehouse.n_agents
+        self._r, self._msg_bits = r, warehouse.msg_bits
+        self._highways = warehouse.highways
+        # The grids with r empty cells around them, and rows of observation
+        # features indexed by env and agent / shelf id (row 0: none).
+        rows, cols = warehouse.grid_size
+        self._padded = np.zeros((n_envs, 2, rows + 2 * r, cols + 2 * r), warehouse.grid.dtype)
+        self._agent_rows = np.zeros((n_envs, n + 1, 1 + _DIRECTIONS + self._msg_bits), np.float32)
+        self._shelf_rows = np.zeros((n_envs, len(warehouse.shelfs) + 1, 2), np.float32)
+        self._shelf_rows[:, 1:, 0] = 1.0
+        self._window = np.arange(2 * r + 1)
+        self._envs = np.arange(n_envs)[:, None]  # [E, 1]
+        self._ids = np.arange(n)[None]  # [1, n]
+
+    @staticmethod
+    def same_layout(warehouses) -> bool:
+        """Whether one `Observations` serves all of them (and they are accelerated)."""
+
+        def layout(w):
+            return (w.grid_size, w.n_agents, w.sensor_range, w.msg_bits, len(w.shelfs))
+
+        first = warehouses[0]
+        return all(
+            isinstance(w, FastWarehouse)
+            and w._accelerated_obs()
+            and layout(w) == layout(first)
+            and np.array_equal(w.highways, first.highways)
+            for w in warehouses
+        )
+
+    def __call__(self, warehouses) -> np.ndarray:
+        """[E, n agents, features], float32."""
+        r, envs, ids = self._r, self._envs, self._ids
+        padded = self._padded
+        for e, w in enumerate(warehouses):
+            padded[e, :, r:-r, r:-r] = w.grid
+        agents = [w.agents for w in warehouses]
+
+        agent_rows = self._agent_rows
+        agent_rows[:] = 0.0
+        agent_rows[:, 0, 1] = 1.0
+        agent_rows[:, 1:, 0] = 1.0
+        dirs = np.array([[a.dir.value for a in row] for row in agents])  # [E, n]
+        agent_rows[envs, ids + 1, 1 + dirs] = 1.0
+        if self._msg_bits:
+            agent_rows[:, 1:, 1 + _DIRECTIONS :] = [[a.message for a in row] for row in agents]
+        shelf_rows = self._shelf_rows
+        shelf_rows[:, :, 1] = 0.0
+        for e, w in enumerate(warehouses):
+            shelf_rows[e, [s.id for s in w.request_queue], 1] = 1.0
+
+        xs = np.array([[a.x for a in row] for row in agents])  # [E, n]
+        ys = np.array([[a.y for a in row] for row in agents])
+        rows = (ys[..., None] + self._window)[..., :, None]  # padded coordinates of each cell
+        cols = (xs[..., None] + self._window)[..., None, :]
+        env = envs[..., None, None]  # [E, 1, 1, 1]
+        sensors = np.concatenate(
+            [
+                agent_rows[env, padded[env, _LAYER_AGENTS, rows, cols]],
+                shelf_rows[env, padded[env, _LAYER_SHELFS, rows, cols]],
+            ],
+            axis=-1,
+        ).reshape(*xs.shape, -1)
+
+        own = np.zeros((*xs.shape, 3 + _DIRECTIONS + 1), np.float32)
+        own[..., 0] = xs
+        own[..., 1] = ys
+        own[..., 2] = [[a.carrying_shelf is not None for a in row] for row in agents]
+        own[envs, ids, 3 + dirs] = 1.0
+        own[..., -1] = self._highways[ys, xs]
+        return np.concatenate([own, sensors], axis=-1)

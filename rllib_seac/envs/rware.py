@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import gymnasium as gym
+import numpy as np
 
 from rllib_seac.envs.checks import EnvConfigError, check_int
 from rllib_seac.envs.tuple_env import TupleAgentsEnv
@@ -57,6 +58,42 @@ class RwareEnv(TupleAgentsEnv):
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
         ended = done or truncated
         return (ended, False) if self._time_limit_terminal else (False, ended)
+
+    @staticmethod
+    def array_stepper(envs: list) -> RwareArrays | None:
+        """What `EnvBatch` steps these envs with instead of one `step` each (after
+        their first reset): `RwareArrays`, where they are FastWarehouses of one
+        layout; else None."""
+        if not all(type(env) is RwareEnv for env in envs):
+            return None
+        from rllib_seac.envs.fast_rware import Observations
+
+        warehouses = [env.env.unwrapped for env in envs]
+        if not Observations.same_layout(warehouses):
+            return None
+        return RwareArrays(Observations(warehouses[0], len(envs)))
+
+
+class RwareArrays:
+    """Steps a batch of RwareEnvs as arrays: each warehouse's moves, loads and
+    deliveries (`FastWarehouse.advance`, Python per env), then every env's
+    observations in one array program (`Observations`), written straight into the
+    batch's arrays. The same values as `RwareEnv.step` per env (tested), without its
+    per-agent dicts and gymnasium's wrapper, which cost as much as the move rules."""
+
+    def __init__(self, observations):
+        self._observations = observations
+
+    def step(self, envs: list, actions: np.ndarray, out: dict) -> None:
+        """actions [N, E]; fills `EnvBatch.step`'s next_obs, rewards, terminated,
+        truncated and ended (the batch resets the envs that ended)."""
+        warehouses = [env.env.unwrapped for env in envs]
+        for e, (env, warehouse) in enumerate(zip(envs, warehouses)):
+            rewards, done = warehouse.advance(actions[:, e].tolist())
+            out["rewards"][:, e] = rewards
+            out["terminated"][:, e], out["truncated"][:, e] = env._split_done(done, False)
+            out["ended"][e] = done
+        out["next_obs"][:] = self._observations(warehouses).swapaxes(0, 1)
 
 
 def check_rware_config(env_id: str, config: dict) -> None:

@@ -20,6 +20,9 @@ class EnvBatch:
         self.obs_space, self.action_space = check_seac_spaces(self.envs[0])
         self._env_name = env
         self._seeds = [derived_seed(seed, first_index + e) for e in range(n_envs)]
+        # Envs that can step as arrays say how (e.g. rware's `RwareEnv.array_stepper`):
+        # decided at the first step, after a reset or a restore (`replace_envs`).
+        self._arrays = None
 
     def reset(self) -> np.ndarray:
         """Starts every env's first episode; the seeds apply to this reset only."""
@@ -27,6 +30,12 @@ class EnvBatch:
         for e, (env, seed) in enumerate(zip(self.envs, self._seeds)):
             obs[:, e] = self._stack(env.reset(seed=seed)[0])
         return obs
+
+    def replace_envs(self, envs: list) -> None:
+        """Steps these envs from now on (mid-episode: a restored checkpoint's)."""
+        self.close()
+        self.envs = envs
+        self._arrays = None
 
     def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
         """actions [N, E] -> next_obs and obs [N, E, D]; rewards, terminated and
@@ -39,21 +48,25 @@ class EnvBatch:
             "truncated": np.empty((n_agents, n_envs), bool),
             "ended": np.zeros(n_envs, bool),
         }
+        if self._arrays is None:
+            stepper = getattr(type(self.envs[0]), "array_stepper", None)
+            self._arrays = (stepper and stepper(self.envs)) or False
+        if self._arrays:
+            self._arrays.step(self.envs, actions, out)
+        else:
+            for e, env in enumerate(self.envs):
+                obs, rew, term, trunc, _ = env.step(
+                    {aid: actions[j, e] for j, aid in enumerate(self.agent_ids)}
+                )
+                out["next_obs"][:, e] = self._stack(obs)
+                for j, aid in enumerate(self.agent_ids):
+                    out["rewards"][j, e] = rew[aid]
+                    out["terminated"][j, e] = term.get(aid, term["__all__"])
+                    out["truncated"][j, e] = trunc.get(aid, trunc["__all__"])
+                out["ended"][e] = term["__all__"] or trunc["__all__"]
         out["obs"] = out["next_obs"].copy()
-        for e, env in enumerate(self.envs):
-            obs, rew, term, trunc, _ = env.step(
-                {aid: actions[j, e] for j, aid in enumerate(self.agent_ids)}
-            )
-            out["next_obs"][:, e] = self._stack(obs)
-            for j, aid in enumerate(self.agent_ids):
-                out["rewards"][j, e] = rew[aid]
-                out["terminated"][j, e] = term.get(aid, term["__all__"])
-                out["truncated"][j, e] = trunc.get(aid, trunc["__all__"])
-            if term["__all__"] or trunc["__all__"]:
-                out["ended"][e] = True
-                out["obs"][:, e] = self._stack(env.reset()[0])
-            else:
-                out["obs"][:, e] = out["next_obs"][:, e]
+        for e in np.flatnonzero(out["ended"]):
+            out["obs"][:, e] = self._stack(self.envs[e].reset()[0])
         return out
 
     def _stack(self, obs: dict) -> list:

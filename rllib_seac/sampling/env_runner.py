@@ -44,7 +44,7 @@ from rllib_seac.agent_modules import (
 )
 from rllib_seac.sampling.env_batch import EnvBatch
 from rllib_seac.sampling.rollouts import RolloutCollector, RolloutWorkers
-from rllib_seac.seac.rl_module import flat_parameters, load_flat_parameters
+from rllib_seac.seac.rl_module import load_flat_parameters
 from rllib_seac.seeding import derived_seed
 from rllib_seac.torch_threads import set_torch_threads
 
@@ -62,6 +62,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         self.module = None
         self._rollouts = None  # a RolloutCollector or RolloutWorkers
         self._weights_changed = False  # since the workers last got weights
+        self._copy_plan = None  # see copy_weights_from
         # A local runner beside remote ones samples nothing: it needs no envs.
         if (self.worker_index or 0) > 0 or self.config.num_env_runners == 0:
             self.make_env()
@@ -173,11 +174,10 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
             workers.request(self._weights_for_workers())
         return rollout
 
-    def _weights_for_workers(self) -> np.ndarray | None:
-        if not self._weights_changed:
-            return None
-        self._weights_changed = False
-        return flat_parameters(self.module).cpu().numpy()
+    def _weights_for_workers(self) -> bool:
+        """Whether the workers' next rollout needs new weights (once per change)."""
+        changed, self._weights_changed = self._weights_changed, False
+        return changed
 
     def _on_new_weights(self) -> None:
         if isinstance(self._rollouts, RolloutWorkers):
@@ -251,10 +251,15 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
     def copy_weights_from(self, module) -> None:
         """In-process weight sync from the learner's MultiRLModule (on the learner's
         device: a GPU learner's weights are copied to this runner's CPU module)."""
-        for mid in module.keys():
-            params = list(self.module[mid].parameters())
-            weights = [w.to(p.device) for w, p in zip(module[mid].parameters(), params)]
-            torch._foreach_copy_(params, weights)
+        # Listing a module's parameters walks its submodules, which costs more than
+        # the copy: the lists are kept while both sides hold the same modules.
+        pairs = [(module[mid], self.module[mid]) for mid in module.keys()]
+        if self._copy_plan is None or self._copy_plan[0] != pairs:
+            sources = [w for src, _ in pairs for w in src.parameters()]
+            targets = [p for _, dst in pairs for p in dst.parameters()]
+            self._copy_plan = (pairs, sources, targets)
+        _, sources, targets = self._copy_plan
+        torch._foreach_copy_(targets, [w.to(p.device) for w, p in zip(sources, targets)])
         self._on_new_weights()
 
     def get_ctor_args_and_kwargs(self):

@@ -4,8 +4,8 @@
 forward per step for every agent and env) and returns dense arrays laid out
 [agents, envs, n_steps, ...] plus the episodes that ended. `RolloutWorkers` runs
 collectors over slices of the envs in forked processes, one message per rollout
-each way, so the envs step on several cores; the policy weights travel as one
-flat array.
+each way, so the envs step on several cores; the actors' weights travel through
+shared memory.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from rllib_seac.columns import (
     TRUNCATEDS,
 )
 from rllib_seac.sampling.env_batch import EnvBatch
-from rllib_seac.seac.rl_module import load_flat_parameters
 from rllib_seac.seeding import derived_seed
 
 
@@ -124,8 +123,7 @@ class RolloutCollector:
 
     def set_state(self, state: bytes) -> None:
         envs, self._obs, self._returns, self._lengths, rng = pickle.loads(state)
-        self.envs.close()
-        self.envs.envs = pickle.loads(envs)
+        self.envs.replace_envs(pickle.loads(envs))
         if isinstance(rng, dict):
             self._rng.bit_generator.state = rng
         # Otherwise a checkpoint from before the numpy sampler (a torch generator's
@@ -152,20 +150,36 @@ def _stack_actor_arrays(actors: list) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
-def _serve(conn, env, env_config, n_envs, seed, first_index, module, module_of_agent, n_steps):
+def actor_parameters(module) -> list[torch.Tensor]:
+    """Every module's actor parameters (module ids sorted): all that rollouts use."""
+    return [p for mid in sorted(module.keys()) for p in module[mid].actor.parameters()]
+
+
+# Requests to a worker process: one byte.
+_COLLECT, _LOAD_AND_COLLECT, _STOP = b"c", b"w", b"s"
+
+
+def _serve(
+    conn, weights, env, env_config, n_envs, seed, first_index, module, module_of_agent, n_steps
+):
     """Worker process: a collector over its slice of the envs, one rollout per request."""
     torch.set_num_threads(1)  # its inference is numpy; torch only loads weights
     envs = EnvBatch(env, env_config, n_envs, seed, first_index)
     collector = RolloutCollector(
         envs, module, module_of_agent, n_steps, derived_seed(seed, first_index)
     )
+    params = actor_parameters(collector.module)
+    chunks = [
+        c.view_as(p) for c, p in zip(torch.split(weights, [p.numel() for p in params]), params)
+    ]
     while True:
-        weights = conn.recv()
-        if weights is None:
+        request = conn.recv_bytes()
+        if request == _STOP:
             collector.close()
             return
-        if len(weights):
-            load_flat_parameters(collector.module, torch.from_numpy(weights))
+        if request == _LOAD_AND_COLLECT:
+            with torch.no_grad():
+                torch._foreach_copy_(params, chunks)
             collector.weights_changed()
         conn.send(collector.collect())
 
@@ -173,9 +187,11 @@ def _serve(conn, env, env_config, n_envs, seed, first_index, module, module_of_a
 class RolloutWorkers:
     """Collectors over slices of the envs in forked worker processes.
 
-    `request(weights)` starts a rollout in every worker; `gather()` waits for
+    `request(new_weights)` starts a rollout in every worker; `gather()` waits for
     them and joins the slices along the env axis. Between the two the caller is
-    free (e.g. to run a learner step).
+    free (e.g. to run a learner step). `module`'s actor weights go to the workers
+    through one shared float32 buffer, written by `request(new_weights=True)`
+    while no worker reads it (a worker reads it only at the start of a rollout).
     """
 
     def __init__(
@@ -183,24 +199,34 @@ class RolloutWorkers:
     ):
         # fork: spawn and forkserver re-import the user's __main__ in each worker,
         # which reruns an unguarded training script; forked workers inherit the
-        # module to copy weights into and use no torch or Ray state of the parent.
+        # module to copy weights into, the shared buffer, and no torch or Ray state
+        # of the parent that they use.
         ctx = mp.get_context("fork")
+        self._params = actor_parameters(module)
+        size = sum(p.numel() for p in self._params)
+        self._weights = torch.from_numpy(np.frombuffer(ctx.RawArray("f", size), np.float32))
         slices = [s for s in np.array_split(np.arange(n_envs), n_processes) if len(s)]
         self._conns, self._procs = [], []
         for part in slices:
             parent, child = ctx.Pipe()
-            args = (child, env, dict(env_config), len(part), seed, int(part[0]), module)
-            proc = ctx.Process(target=_serve, args=(*args, module_of_agent, n_steps), daemon=True)
+            args = (child, self._weights, env, dict(env_config), len(part), seed, int(part[0]))
+            proc = ctx.Process(
+                target=_serve, args=(*args, module, module_of_agent, n_steps), daemon=True
+            )
             proc.start()
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
         self.in_flight = False
 
-    def request(self, weights: np.ndarray | None) -> None:
-        message = np.empty(0, np.float32) if weights is None else weights
+    def request(self, new_weights: bool) -> None:
+        """Starts a rollout in every worker, with `module`'s current actor weights
+        where `new_weights` (else with the weights the workers have)."""
+        if new_weights:
+            with torch.no_grad():
+                torch.cat([p.reshape(-1) for p in self._params], out=self._weights)
         for conn in self._conns:
-            conn.send(message)
+            conn.send_bytes(_LOAD_AND_COLLECT if new_weights else _COLLECT)
         self.in_flight = True
 
     def gather(self) -> tuple[dict[str, np.ndarray], list]:
@@ -214,7 +240,7 @@ class RolloutWorkers:
             self.gather()
         for conn, proc in zip(self._conns, self._procs):
             try:
-                conn.send(None)
+                conn.send_bytes(_STOP)
             except (BrokenPipeError, OSError):
                 pass
             proc.join(timeout=5)

@@ -10,7 +10,7 @@ IS weights), their closed-form gradients with respect to the logits and V(o) (as
 its own global norm run in numpy, whose per-call cost is a fraction of torch's. The
 stacked MLPs' batched matmuls (`loss_gradients.mlp_forward` and `mlp_backward`: MKL,
 cheaper than numpy's matmuls at these sizes) and one fused Adam call over every module
-stay in torch. The learner's autograd path stays the reference:
+(`fused_adam`) stay in torch. The learner's autograd path stays the reference:
 tests/test_hand_written_gradients.py checks this step against it.
 
 The step works in place on RLlib's tensors: when it is made, every module's parameters
@@ -31,7 +31,6 @@ import math
 
 import numpy as np
 import torch
-from torch.optim.adam import adam
 
 from rllib_seac.columns import (
     ACTIONS,
@@ -338,27 +337,44 @@ class NumpyStep:
     def _adam_step(self) -> None:
         """torch's fused Adam on the flat buffers: one call for every module (one per
         module where their lrs differ), with each optimizer's current settings (RLlib's
-        LR schedules set the lr). The call counts the step of each row's first
-        parameter; the row's other step counts follow it."""
+        LR schedules set the lr). Every parameter's step count advances here at once;
+        the kernel reads the count of each row's first parameter."""
         groups = [group for _, group in self._owners]
         lrs = [group["lr"] for group in groups]
         one_call = len(set(lrs)) == 1
         beta1, beta2 = groups[0]["betas"]
+        self._steps += 1
         for (param, grad, exp_avg, exp_avg_sq, step), lr in zip(self._adam_rows[one_call], lrs):
-            adam(
-                [param],
-                [grad],
-                [exp_avg],
-                [exp_avg_sq],
-                [],
-                [step],
-                fused=True,
-                amsgrad=False,
+            fused_adam(
+                param,
+                grad,
+                exp_avg,
+                exp_avg_sq,
+                step,
+                lr=lr,
                 beta1=beta1,
                 beta2=beta2,
-                lr=lr,
                 weight_decay=groups[0]["weight_decay"],
                 eps=groups[0]["eps"],
-                maximize=False,
             )
-        self._steps[...] = self._steps[0, 0] if one_call else self._steps[:, :1]
+
+
+def fused_adam(param, grad, exp_avg, exp_avg_sq, step, **settings) -> None:
+    """One Adam step of a flat tensor whose step count `step` has already advanced:
+    the kernel `torch.optim.adam.adam(fused=True)` ends in (`torch._fused_adam_`),
+    without that function's Python (it groups its lists by device and dtype and adds
+    1 to the steps), which costs more than the kernel at these sizes. The tests that
+    compare this step's weights and Adam state with torch's own Adam check it."""
+    torch._fused_adam_(
+        [param],
+        [grad],
+        [exp_avg],
+        [exp_avg_sq],
+        [],
+        [step],
+        amsgrad=False,
+        maximize=False,
+        grad_scale=None,
+        found_inf=None,
+        **settings,
+    )
