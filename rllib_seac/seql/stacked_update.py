@@ -52,13 +52,11 @@ class StackedUpdate:
         self._layers = loss_gradients.layers_of(
             self._weights, [self._flat.stacked(j) for j in range(1, n_params, 2)]
         )
+        # The target networks' parameters, laid out as the Q-networks', in a buffer of
+        # their own: the soft update is two in-place ops on it.
         self._target = self._flat.adopt([agent.pairs[1] for agent in networks])
-        self._target_layers = loss_gradients.layers_of(
-            *(
-                [self._flat.stacked(j, self._target) for j in range(first, n_params, 2)]
-                for first in (0, 1)
-            )
-        )
+        target = [self._flat.stacked(j, self._target) for j in range(n_params)]
+        self._target_layers = loss_gradients.layers_of(target[::2], target[1::2])
         self._n_actions = n_actions
         self._by_batch: dict = {}
 
@@ -68,16 +66,14 @@ class StackedUpdate:
         exactly their Linear layers' weights and biases (in order), and optimizers
         `FlatAdam` covers (float32 on the CPU, Adam's state made, one step count)."""
         optimizers = [agent.optimizer for agent in networks]
-        return (
-            all(
-                agent.plain_mlp
-                and [id(p) for p in agent.optimizer.param_groups[0]["params"]]
-                == [id(p) for p in agent.pairs[0]]
-                for agent in networks
-            )
-            and len(optimizers[0].param_groups) == 1
-            and FlatAdam.supports(optimizers)
-        )
+        return all(
+            agent.plain_mlp
+            and len(agent.optimizer.param_groups) == 1
+            and [id(p) for p in agent.optimizer.param_groups[0]["params"]]
+            == [id(p) for p in agent.pairs[0]]
+            and [p.shape for p in agent.pairs[1]] == [p.shape for p in agent.pairs[0]]
+            for agent in networks
+        ) and FlatAdam.supports(optimizers)
 
     def is_current(self) -> bool:
         return self._flat.is_current()
