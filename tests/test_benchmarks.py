@@ -79,3 +79,22 @@ def test_learner_callgrind_compares_two_trees(tmp_path):
     )
     assert [(r["tree"], r["agents"]) for r in figures["rows"]] == [("base", 2), ("this", 2)]
     assert all(r["wall_ms"] > 0 and "instructions" not in r for r in figures["rows"])
+
+
+def test_seql_callgrind_compares_two_trees(tmp_path):
+    # This tree as its own base, CPU time only (the callgrind count: minutes).
+    figures = run_json(
+        tmp_path,
+        "seql_callgrind.py",
+        "--base",
+        str(ROOT),
+        "--algos",
+        "SEQL",
+        "--cpu-steps",
+        "50",
+        "--no-callgrind",
+    )
+    assert [(r["tree"], r["algo"]) for r in figures["rows"]] == [("base", "SEQL"), ("this", "SEQL")]
+    for row in figures["rows"]:
+        assert row["env_steps_per_cpu_s"] > 0 and row["env_steps_per_wall_s"] > 0
+        assert "instructions_per_env_step" not in row
