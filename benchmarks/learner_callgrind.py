@@ -32,14 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
+SCRIPT = str(Path(__file__).resolve())
 HELPER_C = """
 #include <valgrind/callgrind.h>
 void start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
-void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("updates"); }
+void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("measured"); }
 """
 
 
-def _callgrind_helper(workdir: Path) -> Path:
+def callgrind_helper(workdir: Path) -> Path:
     """A shared library with start() and stop() of callgrind's instrumentation."""
     source, lib = workdir / "cg.c", workdir / "libcg.so"
     source.write_text(HELPER_C)
@@ -73,33 +74,35 @@ def _child(n_agents: int, updates: int, repeats: int, helper: str | None) -> Non
     print(json.dumps({"wall_ms": statistics.median(times) * 1e3}))
 
 
-def _run(tree: Path, args: list[str], valgrind: list[str] = ()) -> str:
+def run_child(script: str, tree: Path, args: list[str], valgrind: list[str] = ()) -> str:
+    """`script --child args` in a fresh Python process that imports `tree`'s package;
+    its stdout."""
     env = dict(os.environ, PYTHONPATH=str(tree))
-    cmd = [*valgrind, sys.executable, str(Path(__file__).resolve()), "--child", *args]
+    cmd = [*valgrind, sys.executable, script, "--child", *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     return done.stdout
 
 
-def _instructions(tree: Path, n_agents: int, updates: int, workdir: Path, lib: Path) -> float:
-    out = workdir / f"callgrind.{tree.name}.{n_agents}"
+def count_instructions(script: str, tree: Path, args: list[str], workdir: Path, lib: Path) -> int:
+    """Instructions the child `script --child args --helper lib` runs between its
+    calls of the helper's start() and stop(), counted by callgrind."""
+    out = workdir / f"callgrind.{tree.name}"
     valgrind = [
         "valgrind",
         "--tool=callgrind",
         "--instr-atstart=no",
         f"--callgrind-out-file={out}.%p",
     ]
-    _run(
-        tree, ["--agents", str(n_agents), "--updates", str(updates), "--helper", str(lib)], valgrind
-    )
+    run_child(script, tree, [*args, "--helper", str(lib)], valgrind)
     total = 0
     for dump in workdir.glob(f"{out.name}.*"):
         text = dump.read_text(errors="replace")
-        if "updates" in text.split("\nevents:", 1)[0]:  # the dump made by stop()
+        if "measured" in text.split("\nevents:", 1)[0]:  # the dump made by stop()
             total += int(re.search(r"^totals: (\d+)", text, re.M).group(1))
         dump.unlink()
-    return total / updates
+    return total
 
 
 def main(argv=None) -> int:
@@ -121,14 +124,16 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        lib = None if args.no_callgrind else _callgrind_helper(workdir)
+        lib = None if args.no_callgrind else callgrind_helper(workdir)
         for n in args.agents:
             for name, tree in trees.items():
                 child = ["--agents", str(n), "--repeats", str(args.repeats)]
-                wall = json.loads(_run(tree, child).strip().splitlines()[-1])["wall_ms"]
-                row = {"tree": name, "agents": n, "wall_ms": round(wall, 3)}
+                wall = json.loads(run_child(SCRIPT, tree, child).strip().splitlines()[-1])
+                row = {"tree": name, "agents": n, "wall_ms": round(wall["wall_ms"], 3)}
                 if lib is not None:
-                    row["instructions"] = int(_instructions(tree, n, args.updates, workdir, lib))
+                    counted = ["--agents", str(n), "--updates", str(args.updates)]
+                    total = count_instructions(SCRIPT, tree, counted, workdir, lib)
+                    row["instructions"] = int(total / args.updates)
                 rows.append(row)
     figures = {"rows": rows, "command": "python " + " ".join(sys.argv)}
     if args.json:

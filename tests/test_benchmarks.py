@@ -90,3 +90,22 @@ def test_process_cpu_reports_both_processes_and_the_yardstick(tmp_path):
     assert busier == pytest.approx(20 / (max(driver, worker) / 1e3), rel=0.01)
     raw = figures["raw_rware_own_step_steps_per_cpu_s"]
     assert figures["busier_over_raw_rware"] == pytest.approx(busier / raw, abs=1e-3)
+
+
+def test_seql_callgrind_compares_two_trees(tmp_path):
+    # This tree as its own base, CPU time only (the callgrind count: minutes).
+    figures = run_json(
+        tmp_path,
+        "seql_callgrind.py",
+        "--base",
+        str(ROOT),
+        "--algos",
+        "SEQL",
+        "--cpu-steps",
+        "50",
+        "--no-callgrind",
+    )
+    assert [(r["tree"], r["algo"]) for r in figures["rows"]] == [("base", "SEQL"), ("this", "SEQL")]
+    for row in figures["rows"]:
+        assert row["env_steps_per_cpu_s"] > 0 and row["env_steps_per_wall_s"] > 0
+        assert "instructions_per_env_step" not in row

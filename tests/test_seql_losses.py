@@ -9,6 +9,7 @@ plus lambda times the others' mean is agent i's loss (no Ray needed).
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from ray.rllib.core.columns import Columns
@@ -19,12 +20,15 @@ from rllib_seac import SEQLConfig, _rllib_internals
 from rllib_seac.seac.config import agent_is_module
 from rllib_seac.seql.direct_loop import EpsilonSchedule
 from rllib_seac.seql.direct_update import STAT_NAMES, UpdateSettings, agent_networks, update_agents
-from rllib_seac.seql.replay_buffer import per_agent_items
+from rllib_seac.seql.replay_buffer import agent_parts, per_agent_items
+from rllib_seac.seql.stacked_update import StackedUpdate
 
 OBS_DIM, N_ACTIONS, BATCH, GAMMA = 5, 4, 12, 0.99
 
 
-def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True, activation="relu"):
+def make_learner(
+    n_agents, share=True, seql_lambda=1.0, mask_terminals=True, activation="relu", grad_clip=0.5
+):
     agents = [f"agent_{i}" for i in range(n_agents)]
     config = SEQLConfig().training(
         share_experience=share,
@@ -32,6 +36,7 @@ def make_learner(n_agents, share=True, seql_lambda=1.0, mask_terminals=True, act
         mask_terminals=mask_terminals,
         gamma=GAMMA,
         train_batch_size_per_learner=BATCH,
+        grad_clip=grad_clip,
     )
     config.rl_module(model_config={**config.model_config, "fcnet_activation": activation})
     config.agent_ids = agents
@@ -225,3 +230,156 @@ def test_epsilon_schedule_is_rllibs():
     for t in (0, 1, 77_777, 150_000, 1_000_000, 2_400_000, 5_000_000):
         assert ours(t) == pytest.approx(float(rllibs.update(t)), rel=1e-6), t
     assert EpsilonSchedule(0.05)(123) == 0.05
+
+
+# --- The direct loop's stacked update (rllib_seac/seql/stacked_update.py) ---
+
+
+def direct_networks(learner, agents):
+    return [
+        agent_networks(learner.module[aid], learner.get_optimizers_for_module(aid)[0][1])
+        for aid in agents
+    ]
+
+
+def stacked_update(learner, agents):
+    networks = direct_networks(learner, agents)
+    assert StackedUpdate.supports(networks)
+    settings = UpdateSettings.from_config(learner.config)
+    return StackedUpdate(networks, agents, settings, N_ACTIONS)
+
+
+def buffer_sample(batch, agents):
+    """`make_batch`'s parts as `AgentReplayBuffers.sample` gives them: [N, n, ...]."""
+    return {col: np.stack([batch[aid][col].numpy() for aid in agents]) for col in batch[agents[0]]}
+
+
+def autograd_step(learner, agents, batch):
+    """`update_agents` (autograd) on the learner's networks: it makes Adam's state."""
+    parts = agent_parts(buffer_sample(batch, agents))
+    settings = UpdateSettings.from_config(learner.config)
+    return update_agents(direct_networks(learner, agents), parts, settings).numpy()
+
+
+def adam_state(learner, agents):
+    state = {}
+    for aid in agents:
+        optimizer = learner.get_optimizers_for_module(aid)[0][1]
+        for j, p in enumerate(optimizer.param_groups[0]["params"]):
+            for key, value in optimizer.state[p].items():
+                state[aid, j, key] = value.clone()
+    return state
+
+
+def assert_same_weights_and_adam_state(got, want, agents):
+    got_weights, want_weights = parameters(got, agents), parameters(want, agents)
+    for aid in agents:
+        assert got_weights[aid].keys() == want_weights[aid].keys()
+        for key in want_weights[aid]:
+            torch.testing.assert_close(
+                got_weights[aid][key], want_weights[aid][key], rtol=1e-5, atol=1e-7
+            )
+    got_adam, want_adam = adam_state(got, agents), adam_state(want, agents)
+    assert got_adam.keys() == want_adam.keys() and len(got_adam) == 3 * 6 * len(agents)
+    for key in want_adam:
+        # Moments near zero (gradients that cancel) carry float32 rounding of the
+        # whole gradient's scale: tolerance relative to the largest moment.
+        scale = float(want_adam[key].abs().max())
+        torch.testing.assert_close(got_adam[key], want_adam[key], rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("grad_clip", [0.5, None], ids=["clip", "no-clip"])
+@pytest.mark.parametrize("n_agents", [2, 3])
+@pytest.mark.parametrize("share", [True, False], ids=["SEQL", "IQL"])
+def test_stacked_update_equals_the_learners_and_autograd_updates(n_agents, share, grad_clip):
+    """Weights, target weights and Adam's state after several steps: RLlib's learner
+    step, `update_agents` (autograd) and `StackedUpdate` (hand-written) agree, and
+    the stacked step's figures are `update_agents`'."""
+    settings = dict(share=share, seql_lambda=0.7, grad_clip=grad_clip)
+    rllib_path, agents = make_learner(n_agents, **settings)
+    autograd_path, _ = make_learner(n_agents, **settings)
+    stacked_path, _ = make_learner(n_agents, **settings)
+    per_agent = per_agent_items(BATCH, n_agents) if share else BATCH
+    batches = [make_batch(agents, per_agent, seed=10 + step) for step in range(4)]
+    # The first step (Adam's state made) goes through autograd on both direct paths.
+    autograd_step(stacked_path, agents, batches[0])
+    stacked = stacked_update(stacked_path, agents)
+    for step, batch in enumerate(batches):
+        learner_update(rllib_path, batch)
+        want = autograd_step(autograd_path, agents, batch)
+        if step:
+            got = stacked(buffer_sample(batch, agents), update_targets=True)
+            np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+            norms = got[:, STAT_NAMES.index("gradients_default_optimizer_global_norm")]
+            assert (norms > 0.5).any()  # with grad_clip=0.5 the clip is exercised
+            if not share:
+                assert (got[:, STAT_NAMES.index("others_q_loss")] == 0).all()
+    assert stacked.is_current()
+    assert_same_weights_and_adam_state(stacked_path, rllib_path, agents)
+    assert_same_weights_and_adam_state(autograd_path, rllib_path, agents)
+
+
+def test_stacked_update_without_target_update_leaves_the_targets():
+    learner, agents = make_learner(2)
+    autograd_step(learner, agents, make_batch(agents, BATCH // 2, seed=3))
+    before = parameters(learner, agents)
+    before = {aid: {k: v.clone() for k, v in w.items()} for aid, w in before.items()}
+    stacked_update(learner, agents)(buffer_sample(make_batch(agents, BATCH // 2), agents), False)
+    after = parameters(learner, agents)
+    for aid in agents:
+        for key in [k for k in before[aid] if k.endswith(("weight", "bias"))]:
+            moved = not torch.equal(before[aid][key], after[aid][key])
+            assert moved == ("target" not in key), key
+
+
+@pytest.mark.parametrize("share", [True, False], ids=["SEQL", "IQL"])
+def test_stacked_update_continues_identically_from_a_restored_checkpoint(share, tmp_path):
+    """A learner restored from a checkpoint continues as the one that wrote it: the
+    restore replaces Adam's state, the stacked update notices (`is_current`) and the
+    one made on the restored tensors takes the same steps."""
+    original, agents = make_learner(2, share=share)
+    restored, _ = make_learner(2, share=share)
+    per_agent = per_agent_items(BATCH, 2) if share else BATCH
+    batches = [buffer_sample(make_batch(agents, per_agent, seed=40 + i), agents) for i in range(6)]
+    for learner in (original, restored):
+        autograd_step(learner, agents, make_batch(agents, per_agent, seed=39))
+    steps = {"original": stacked_update(original, agents)}
+    for batch in batches[:3]:
+        steps["original"](batch, update_targets=True)
+    # The restored learner has moved on its own (another state) before the restore.
+    stale = stacked_update(restored, agents)
+    stale(batches[5], update_targets=True)
+    original.save_to_path(tmp_path / "learner")
+    restored.restore_from_path(tmp_path / "learner")
+    assert not stale.is_current()
+    assert_same_weights_and_adam_state(restored, original, agents)
+    steps["restored"] = stacked_update(restored, agents)
+    for batch in batches[3:]:
+        for step in steps.values():
+            step(batch, update_targets=True)
+    assert_same_weights_and_adam_state(restored, original, agents)
+
+
+def test_stacked_update_stops_on_a_non_finite_gradient_naming_the_agent():
+    learner, agents = make_learner(2)
+    autograd_step(learner, agents, make_batch(agents, BATCH // 2, seed=3))
+    stacked = stacked_update(learner, agents)
+    before = parameters(learner, agents)
+    before = {aid: {k: v.clone() for k, v in w.items()} for aid, w in before.items()}
+    batch = make_batch(agents, BATCH // 2, seed=4)
+    batch = buffer_sample(batch, agents)
+    batch[Columns.REWARDS][1, 0] = np.inf  # agent_1's transition: in everyone's SEQL batch
+    with pytest.raises(FloatingPointError, match="SEQL stopped .* gradient of agent_0 is not"):
+        stacked(batch, update_targets=True)
+    after = parameters(learner, agents)
+    for aid in agents:
+        for key in before[aid]:
+            assert torch.equal(before[aid][key], after[aid][key]), key
+
+
+def test_stacked_update_covers_plain_relu_mlps_only():
+    learner, agents = make_learner(2, activation="tanh")
+    autograd_step(learner, agents, make_batch(agents, BATCH // 2, seed=3))
+    assert not StackedUpdate.supports(direct_networks(learner, agents))
+    fresh, agents = make_learner(2)  # Adam's state not made yet
+    assert not StackedUpdate.supports(direct_networks(fresh, agents))

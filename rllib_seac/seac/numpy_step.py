@@ -15,10 +15,10 @@ tests/test_hand_written_gradients.py checks this step against it.
 
 The step works in place on RLlib's tensors: when it is made, every module's parameters
 and its torch Adam's state (exp_avg, exp_avg_sq, step) are moved into flat buffers, one
-row per module, that the numpy arrays and torch views share. Checkpoints, `get_state`,
-the weight copy to env runners and RLlib's LR schedules keep seeing the usual modules
-and optimizers; `is_current` says when RLlib has replaced those tensors (an optimizer
-state restore) and the learner makes the step again.
+row per module, that the numpy arrays and torch views share (`flat_adam.FlatAdam`, also
+SEQL's). Checkpoints, `get_state`, the weight copy to env runners and RLlib's LR
+schedules keep seeing the usual modules and optimizers; `is_current` says when RLlib has
+replaced those tensors (an optimizer state restore) and the learner makes the step again.
 
 Shapes as in `losses`: [M, K', E, T] per sample (M modules, K' streams each module is
 evaluated on, E envs, T steps), A actions, n = E * T.
@@ -26,7 +26,6 @@ evaluated on, E envs, T steps), A actions, n = E * T.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -41,6 +40,7 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
+from rllib_seac.flat_adam import FlatAdam
 from rllib_seac.seac import loss_gradients
 
 
@@ -107,81 +107,29 @@ class NumpyStep:
 
     @staticmethod
     def supports(optimizers) -> bool:
-        """Whether the step covers these optimizers' parameters and state: every module's
-        parameters of the same shapes, float32 on the CPU, Adam's state made, one step
-        count and the same Adam settings (lr aside)."""
-        shapes = [[p.shape for p in opt.param_groups[0]["params"]] for opt in optimizers]
-        params = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
-        if any(s != shapes[0] for s in shapes) or any(
-            p.dtype != torch.float32 or p.device.type != "cpu" for p in params
-        ):
-            return False
-        states = [opt.state.get(p) for opt in optimizers for p in opt.param_groups[0]["params"]]
-        if any(
-            not s or not isinstance(s.get("step"), torch.Tensor) or s["step"].dtype != torch.float32
-            for s in states
-        ):
-            return False
-        groups = [opt.param_groups[0] for opt in optimizers]
-        settings = {(tuple(g["betas"]), g["eps"], g["weight_decay"]) for g in groups}
-        return len(settings) == 1 and len({float(s["step"]) for s in states}) == 1
+        """Whether the step covers these optimizers' parameters and state
+        (`FlatAdam.supports`)."""
+        return FlatAdam.supports(optimizers)
 
     def _lay_out(self, layers) -> None:
-        """Copies every module's parameters (in its optimizer's order: the actor's
-        layers, then the critic's) and their Adam state into flat buffers, one row
-        per module, and points the parameters and the optimizers' state at them."""
-        first = self._optimizers[0].param_groups[0]["params"]
-        offsets = [0, *itertools.accumulate(p.numel() for p in first)]
-        rows = len(self._optimizers)
-        keys = ("param", "grad", "exp_avg", "exp_avg_sq")
-        flat = {key: torch.zeros(rows, offsets[-1]) for key in keys}
-        steps = torch.zeros(rows, len(first))
-        with torch.no_grad():
-            for m, opt in enumerate(self._optimizers):
-                for j, param in enumerate(opt.param_groups[0]["params"]):
-                    state = opt.state[param]
-                    span = slice(offsets[j], offsets[j + 1])
-                    view = {key: flat[key][m, span].view(param.shape) for key in keys}
-                    view["param"].copy_(param)
-                    param.data = view["param"]
-                    for key in ("exp_avg", "exp_avg_sq"):
-                        view[key].copy_(state[key])
-                        state[key] = view[key]
-                    steps[m, j] = state["step"]
-                    state["step"] = steps[m, j]
+        """Moves every module's parameters (in its optimizer's order: the actor's
+        layers, then the critic's) and their Adam state into `FlatAdam`'s buffers,
+        one row per module, and takes each network's stacked layers as views of them."""
+        self._flat = FlatAdam(self._optimizers, self._module_ids, "SEAC")
         # Per network, per layer: every module's weights [M, out, in] and biases [M, out].
         self._nets, start = {}, 0
         for net in ("actor", "critic"):
             end = start + 2 * len(layers[net][0])
-            views = [
-                flat["param"][:, offsets[j] : offsets[j + 1]].view(rows, *first[j].shape)
-                for j in range(start, end)
-            ]
+            views = [self._flat.stacked(j) for j in range(start, end)]
             self._nets[net], start = (views[::2], views[1::2]), end
         self._layers = {net: loss_gradients.layers_of(*views) for net, views in self._nets.items()}
-        self._tensors = (flat, steps)  # owners of the memory that numpy views below
-        self._params = [p for opt in self._optimizers for p in opt.param_groups[0]["params"]]
-        self._data_ptrs = [p.data_ptr() for p in self._params]
-        self._owners = [(opt.state, opt.param_groups[0]) for opt in self._optimizers]
-        # Adam's arguments: per module (False), and for all modules at once (True).
-        adam_keys = ("param", "grad", "exp_avg", "exp_avg_sq")
-        self._adam_rows = {
-            False: [(*(flat[key][m] for key in adam_keys), steps[m, 0]) for m in range(rows)],
-            True: [(*(flat[key] for key in adam_keys), steps[0, 0])],
-        }
-        self._grad = flat["grad"].numpy()
-        self._steps = steps.numpy()
+        self._tensors = (self._flat.buffers, self._flat.steps)
+        self._grad = self._flat.grad
 
     def is_current(self) -> bool:
         """Whether the modules' parameters and the optimizers' state are still the
-        buffers' (RLlib's optimizer restore replaces the state and param groups)."""
-        return (
-            all(
-                opt.state is state and opt.param_groups[0] is group
-                for opt, (state, group) in zip(self._optimizers, self._owners)
-            )
-            and [p.data_ptr() for p in self._params] == self._data_ptrs
-        )
+        buffers' (`FlatAdam.is_current`)."""
+        return self._flat.is_current()
 
     def __call__(self, batches: list[dict], on_non_finite_loss) -> dict[str, np.ndarray]:
         """One gradient step on the modules' batches (in module order); returns the
@@ -323,58 +271,8 @@ class NumpyStep:
     def _clip(self) -> None:
         """Each module's gradient scaled to global norm `grad_clip` (per agent, as in
         A2C); a non-finite norm stops before any weight moves."""
-        norms = np.sqrt(np.vecdot(self._grad, self._grad))
-        if not np.isfinite(norms).all():
-            m = int(np.flatnonzero(~np.isfinite(norms))[0])
-            raise FloatingPointError(
-                f"SEAC stopped before updating the weights: the gradient of "
-                f"{self._module_ids[m]} is not finite (global norm {norms[m]})."
-            )
-        clip = self._grad_clip
-        if clip is not None:
-            self._grad *= np.minimum(clip / (norms + 1e-6), 1.0)[:, None]
+        self._flat.clip(self._grad_clip)
 
     def _adam_step(self) -> None:
-        """torch's fused Adam on the flat buffers: one call for every module (one per
-        module where their lrs differ), with each optimizer's current settings (RLlib's
-        LR schedules set the lr). Every parameter's step count advances here at once;
-        the kernel reads the count of each row's first parameter."""
-        groups = [group for _, group in self._owners]
-        lrs = [group["lr"] for group in groups]
-        one_call = len(set(lrs)) == 1
-        beta1, beta2 = groups[0]["betas"]
-        self._steps += 1
-        for (param, grad, exp_avg, exp_avg_sq, step), lr in zip(self._adam_rows[one_call], lrs):
-            fused_adam(
-                param,
-                grad,
-                exp_avg,
-                exp_avg_sq,
-                step,
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=groups[0]["weight_decay"],
-                eps=groups[0]["eps"],
-            )
-
-
-def fused_adam(param, grad, exp_avg, exp_avg_sq, step, **settings) -> None:
-    """One Adam step of a flat tensor whose step count `step` has already advanced:
-    the kernel `torch.optim.adam.adam(fused=True)` ends in (`torch._fused_adam_`),
-    without that function's Python (it groups its lists by device and dtype and adds
-    1 to the steps), which costs more than the kernel at these sizes. The tests that
-    compare this step's weights and Adam state with torch's own Adam check it."""
-    torch._fused_adam_(
-        [param],
-        [grad],
-        [exp_avg],
-        [exp_avg_sq],
-        [],
-        [step],
-        amsgrad=False,
-        maximize=False,
-        grad_scale=None,
-        found_inf=None,
-        **settings,
-    )
+        """Every module's Adam step in one fused call (`FlatAdam.step`)."""
+        self._flat.step()

@@ -5,8 +5,10 @@ RLlib's DQN `training_step` with one env and one update per env step spends ~35 
 per env step on its env runner, episode replay buffer, learner connectors and
 metrics. This loop does the same algorithm with an in-process env (`EnvBatch`, as
 SEAC's collector), numpy replay buffers (`AgentReplayBuffers`), the learner's
-Q-networks and optimizers updated directly (`direct_update.update_agents`), and the
-metrics of a whole chunk of steps logged once.
+Q-networks and optimizers updated directly, and the metrics of a whole chunk of steps
+logged once. The update is `stacked_update.StackedUpdate` (every agent at once,
+gradients written out) where it applies: ReLU MLPs, as SEQLConfig's, once the first
+update has made Adam's state; else `direct_update.update_agents` (autograd, per agent).
 
 Per env step t (t counted from the run's start, as RLlib's env runner counts):
   1. every agent acts epsilon-greedily on its Q-network, epsilon = schedule(t);
@@ -37,7 +39,8 @@ from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 from rllib_seac.agent_modules import module_of_each_agent
 from rllib_seac.sampling.env_batch import EnvBatch
 from rllib_seac.seql.direct_update import UpdateSettings, agent_networks, update_agents
-from rllib_seac.seql.replay_buffer import AgentReplayBuffers, per_agent_items
+from rllib_seac.seql.replay_buffer import AgentReplayBuffers, agent_parts, per_agent_items
+from rllib_seac.seql.stacked_update import StackedUpdate
 from rllib_seac.torch_threads import set_torch_threads
 
 # Seeds of the loop's random streams, next to the env's (run seed, stream).
@@ -83,6 +86,7 @@ class DirectLoop:
         self._length = 0
         self._last_target_update = 0  # as DQNLearner
         self._target_updates = 0  # in the current chunk
+        self._stacked = None  # the StackedUpdate on the learner's tensors, where it applies
         self.metrics = MetricsLogger()  # the env runner's figures, reduced per chunk
 
     def run(self, n_steps: int, t: int, learner) -> dict:
@@ -93,6 +97,7 @@ class DirectLoop:
         modules = [learner.module[mid].unwrapped() for mid in self.module_ids]
         optimizers = [learner.get_optimizers_for_module(mid)[0][1] for mid in self.module_ids]
         networks = [agent_networks(m, opt) for m, opt in zip(modules, optimizers)]
+        self._stacked = self._current_stacked_update(networks)
         schedule_lr = isinstance(self.config.lr, (list, tuple))
         if self._obs is None:
             self._obs = self.envs.reset()[:, 0]
@@ -115,16 +120,29 @@ class DirectLoop:
                         timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: t}
                     )
                 stats.append(self._update(networks, t))
+                if self._stacked is None:  # Adam's state is made by the first update
+                    self._stacked = self._current_stacked_update(networks)
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, n_steps, reduce="sum")
         self.metrics.log_value(
             NUM_ENV_STEPS_SAMPLED_LIFETIME, n_steps, reduce="lifetime_sum", with_throughput=True
         )
         return {
-            "stats": torch.stack(stats).mean(0) if stats else None,
+            "stats": np.mean(stats, axis=0) if stats else None,
             "updates": len(stats),
             "target_updates": self._target_updates,
             "epsilon": epsilon,
         }
+
+    def _current_stacked_update(self, networks) -> StackedUpdate | None:
+        """The stacked update on the learner's current parameters and optimizers, or
+        None where it does not apply (Adam's state not made yet, networks other than
+        plain ReLU MLPs): made again after a restore has replaced their tensors."""
+        stacked = self._stacked
+        if stacked is not None and stacked.is_current():
+            return stacked
+        if not StackedUpdate.supports(networks):
+            return None
+        return StackedUpdate(networks, self.module_ids, self.settings, self.n_actions)
 
     @torch.no_grad()
     def _act(self, networks, epsilon: float) -> np.ndarray:
@@ -134,22 +152,27 @@ class DirectLoop:
         n = len(networks)
         explore = self._explore_rng.random(n) < epsilon
         actions = self._explore_rng.integers(0, self.n_actions, n)
+        if self._stacked is not None:
+            if not explore.all():
+                greedy = self._stacked.greedy_actions(self._obs)
+                actions = np.where(explore, actions, greedy)
+            return actions
         for i in np.flatnonzero(~explore):
             obs = torch.from_numpy(self._obs[i : i + 1])
             actions[i] = int(networks[i].q(obs).argmax())
         return actions
 
-    def _update(self, networks, t: int) -> torch.Tensor:
-        parts = [
-            self.buffers.sample(k, self.batch_per_agent, self._replay_rng)
-            for k in range(len(networks))
-        ]
+    def _update(self, networks, t: int) -> np.ndarray:
+        batch = self.buffers.sample(self.batch_per_agent, self._replay_rng)
         # Every agent updates at every step, so one clock serves all target networks.
         due = t - self._last_target_update >= self.config.target_network_update_freq
         if due:
             self._last_target_update = t
             self._target_updates += 1
-        return update_agents(networks, parts, self.settings, update_targets=due)
+        if self._stacked is not None:
+            return self._stacked(batch, update_targets=due)
+        parts = agent_parts(batch)
+        return update_agents(networks, parts, self.settings, update_targets=due).numpy()
 
     def _count_episode(self, step: dict) -> None:
         self._returns += step["rewards"][:, 0]

@@ -4,7 +4,10 @@ The same step as `SEQLTorchLearner` under RLlib's `Learner.update` (the loss of
 `seql/losses.py`, global-norm gradient clipping as RLlib's `clip_gradients`, the
 learner's own Adam optimizers, then DQN's Polyak target update), called once per
 env step by `SEQL`'s direct loop. RLlib's path costs ~30 ms per step in batch
-conversion, connectors and metric logging; this one is the arithmetic alone.
+conversion, connectors and metric logging; this one is the arithmetic alone, through
+autograd. The loop runs it for the first update (which makes Adam's state) and for
+networks other than plain ReLU MLPs; otherwise `stacked_update.StackedUpdate`, the
+same step with its gradients written out, whose reference it is.
 """
 
 from __future__ import annotations

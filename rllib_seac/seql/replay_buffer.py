@@ -67,14 +67,25 @@ class AgentReplayBuffers:
         self._next = (row + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def sample(self, agent: int, n: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """`n` transitions of `agent`'s buffer, uniformly with replacement (as RLlib's
-        episode buffer and the authors' code), as tensors by RLlib column."""
-        rows = rng.integers(0, self.size, n)
+    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """`n` transitions of each agent's buffer, uniformly with replacement (as RLlib's
+        episode buffer and the authors' code), by RLlib column: arrays [N, n, ...],
+        row k drawn from D^k."""
+        rows = rng.integers(0, self.size, (len(self.obs), n))
+        agents = np.arange(len(self.obs))[:, None]
         return {
-            Columns.OBS: torch.from_numpy(self.obs[agent, rows]),
-            Columns.ACTIONS: torch.from_numpy(self.actions[agent, rows]),
-            Columns.REWARDS: torch.from_numpy(self.rewards[agent, rows]),
-            Columns.NEXT_OBS: torch.from_numpy(self.next_obs[agent, rows]),
-            Columns.TERMINATEDS: torch.from_numpy(self.terminateds[agent, rows]),
+            Columns.OBS: self.obs[agents, rows],
+            Columns.ACTIONS: self.actions[agents, rows],
+            Columns.REWARDS: self.rewards[agents, rows],
+            Columns.NEXT_OBS: self.next_obs[agents, rows],
+            Columns.TERMINATEDS: self.terminateds[agents, rows],
         }
+
+
+def agent_parts(batch: dict[str, np.ndarray]) -> list[dict[str, torch.Tensor]]:
+    """`AgentReplayBuffers.sample`'s columns [N, n, ...] as N parts of torch tensors,
+    part k from D^k (what `direct_update.update_agents` reads)."""
+    return [
+        {col: torch.from_numpy(x[k]) for col, x in batch.items()}
+        for k in range(len(batch[Columns.REWARDS]))
+    ]
