@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +110,33 @@ def test_seql_callgrind_compares_two_trees(tmp_path):
     for row in figures["rows"]:
         assert row["env_steps_per_cpu_s"] > 0 and row["env_steps_per_wall_s"] > 0
         assert "instructions_per_env_step" not in row
+
+
+def test_snapshot_spread_evaluates_the_checkpoint_then_each_next_policy(tmp_path):
+    from rllib_seac import SEACConfig
+    from rllib_seac.analysis.evaluation import evaluate
+
+    config = (
+        SEACConfig()
+        .environment("Foraging-8x8-2p-2f-v3", env_config={"max_episode_steps": 25})
+        .training(updates_per_iteration=5)
+        .debugging(seed=0)
+    )
+    algo = config.build_algo()
+    try:
+        algo.train()
+        checkpoint = algo.save_to_path(str(tmp_path / "checkpoint"))
+    finally:
+        algo.stop()
+    figures = run_json(
+        tmp_path, "snapshot_spread.py", checkpoint, "--iterations", "2", "--episodes", "3"
+    )
+    rows = figures["rows"]
+    assert [r["iterations_after_checkpoint"] for r in rows] == [0, 1, 2]
+    assert [r["env_steps"] for r in rows] == [100, 200, 300]
+    # Row 0 is the checkpoint itself, evaluated as `rllib evaluate --seed 0` does.
+    first = evaluate(checkpoint, episodes=3, seed=0).total_returns
+    assert rows[0]["evaluation_mean"] == pytest.approx(np.mean(first))
+    assert rows[0]["evaluation_std"] == pytest.approx(np.std(first))
+    assert rows[0]["training_return"] is None
+    assert all(r["training_return"] is not None for r in rows[1:])
