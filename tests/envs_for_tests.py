@@ -1,8 +1,13 @@
-"""Small MultiAgentEnvs that break SEAC's contract on purpose: its spaces, finite rewards."""
+"""Small MultiAgentEnvs that break SEAC's contract on purpose (its spaces, finite
+rewards) or that cannot be pickled into a checkpoint."""
+
+import threading
 
 import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+from rllib_seac.envs.lbf import LbfEnv
 
 
 class SpacesEnv(MultiAgentEnv):
@@ -67,3 +72,12 @@ class NanRewardEnv(MultiAgentEnv):
         terminateds = dict.fromkeys([*self.agents, "__all__"], False)
         truncateds = dict.fromkeys([*self.agents, "__all__"], truncated)
         return obs, rewards, terminateds, truncateds, {}
+
+
+class UnpicklableLbfEnv(LbfEnv):
+    """Foraging-8x8-2p-2f-v3 holding a lock, as an env with an open socket or a
+    simulator handle would: it cannot be pickled."""
+
+    def __init__(self, config=None):
+        super().__init__("Foraging-8x8-2p-2f-v3", config)
+        self.lock = threading.Lock()

@@ -13,7 +13,9 @@ import yaml
 from rllib_seac import SEQL, SEQLConfig, SEQLConfigError
 from rllib_seac.analysis.evaluation import evaluate
 from rllib_seac.cli import main
-from tests.envs_for_tests import SpacesEnv
+from rllib_seac.seql.algorithm import COMPONENT_DIRECT_LOOP
+from rllib_seac.seql.replay_buffer import AgentReplayBuffers
+from tests.envs_for_tests import SpacesEnv, UnpicklableLbfEnv
 
 RWARE = "rware-tiny-2ag-v2"
 LBF = "Foraging-8x8-2p-2f-v3"
@@ -120,6 +122,8 @@ def test_checkpoint_restores_weights_and_evaluates_greedily(tmp_path):
         algo.train()
         path = algo.save_to_path(tmp_path / "ckpt")
         saved = algo.get_module("agent_0").state_dict()
+        # store_buffer_in_checkpoints=False (the default): no buffers, no env.
+        assert COMPONENT_DIRECT_LOOP not in algo.get_state()
     finally:
         algo.stop()
     restored = SEQL.from_checkpoint(path)
@@ -128,9 +132,10 @@ def test_checkpoint_restores_weights_and_evaluates_greedily(tmp_path):
         assert saved.keys() == weights.keys()
         for key in saved:
             np.testing.assert_array_equal(np.asarray(saved[key]), np.asarray(weights[key]))
-        # It trains on from the checkpoint's step count (its buffers start empty).
+        # It trains on from the checkpoint's step count, on new buffers.
         result = restored.train()
         assert result["num_env_steps_sampled_lifetime"] == 2 * STEPS_PER_ITER
+        assert restored._direct_loop.buffers.size == STEPS_PER_ITER
         assert np.isfinite(result["learners"]["agent_0"]["qf_loss"])
     finally:
         restored.stop()
@@ -138,6 +143,123 @@ def test_checkpoint_restores_weights_and_evaluates_greedily(tmp_path):
     assert result.algorithm == "SEQL"
     assert result.policy.startswith("greedy")
     assert len(result.total_returns) == 2
+
+
+BUFFER_COLUMNS = ("obs", "next_obs", "actions", "rewards", "terminateds")
+
+
+def buffer_config(env, share: bool, capacity: int = 1_000_000) -> SEQLConfig:
+    """tiny_config with the loop's state in checkpoints and the paper's 25-step LBF
+    episodes: a checkpoint after 2 iterations (40 steps) falls mid-episode."""
+    config = tiny_config(LBF, share).environment(env, env_config={"max_episode_steps": 25})
+    return config.training(
+        store_buffer_in_checkpoints=True, replay_buffer_config={"capacity": capacity}
+    )
+
+
+def filled_rows(algo) -> dict[str, np.ndarray]:
+    buffers = algo._direct_loop.buffers
+    return {col: getattr(buffers, col)[:, : buffers.size].copy() for col in BUFFER_COLUMNS}
+
+
+def learner_figures(result) -> dict:
+    return {aid: result["learners"][aid] for aid in AGENTS[LBF]}
+
+
+# IQL with a buffer smaller than the 40 steps saved: the ring has wrapped.
+@pytest.mark.parametrize("share, capacity", [(True, 1_000_000), (False, 32)], ids=["SEQL", "IQL"])
+def test_checkpoint_with_buffers_continues_exactly(tmp_path, share, capacity):
+    algo = buffer_config(LBF, share, capacity).build_algo()
+    try:
+        for _ in range(2):
+            algo.train()
+        path = algo.save_to_path(tmp_path / "ckpt")
+        saved_weights = algo.learner_group.get_weights()
+        loop_state = algo.get_state()[COMPONENT_DIRECT_LOOP]
+        assert loop_state["episode"] is not None  # LBF pickles: mid-episode, 15 steps in
+        assert loop_state["episode"][3] == 2 * STEPS_PER_ITER - 25
+        expected = algo.train()  # the run that never stopped
+        expected_weights = algo.learner_group.get_weights()
+        expected_rows = filled_rows(algo)
+    finally:
+        algo.stop()
+    restored = SEQL.from_checkpoint(path)
+    try:
+        result = restored.train()
+        weights = restored.learner_group.get_weights()
+        rows = filled_rows(restored)
+    finally:
+        restored.stop()
+    assert len(expected_rows["obs"][0]) == min(3 * STEPS_PER_ITER, capacity)
+    for col in BUFFER_COLUMNS:
+        np.testing.assert_array_equal(rows[col], expected_rows[col], err_msg=col)
+    for aid in AGENTS[LBF]:
+        for key, value in expected_weights[aid].items():
+            np.testing.assert_array_equal(weights[aid][key], value, err_msg=f"{aid} {key}")
+    # The iteration after the checkpoint trained (so equal weights say something).
+    moved = expected_weights["agent_0"]["encoder.net.mlp.0.weight"]
+    assert not np.array_equal(moved, saved_weights["agent_0"]["encoder.net.mlp.0.weight"])
+    assert learner_figures(result) == learner_figures(expected)
+    # Episode returns, lengths and counts (the running sums went into the checkpoint).
+    assert without_throughputs(result["env_runners"]) == without_throughputs(
+        expected["env_runners"]
+    )
+
+
+def without_throughputs(figures: dict) -> dict:
+    return {k: v for k, v in figures.items() if "throughput" not in k}
+
+
+def test_checkpoint_of_an_env_that_cannot_be_pickled_keeps_the_buffers(tmp_path):
+    algo = buffer_config(UnpicklableLbfEnv, True).build_algo()
+    try:
+        for _ in range(2):
+            algo.train()
+        path = algo.save_to_path(tmp_path / "ckpt")
+        saved_rows = filled_rows(algo)
+    finally:
+        algo.stop()
+    restored = SEQL.from_checkpoint(path)
+    try:
+        loop = restored._direct_loop
+        for col in BUFFER_COLUMNS:
+            np.testing.assert_array_equal(filled_rows(restored)[col], saved_rows[col])
+        assert loop._obs is None and loop._length == 0  # it starts a new episode
+        restored.train()
+        assert loop.buffers.size == 3 * STEPS_PER_ITER
+    finally:
+        restored.stop()
+
+
+def test_replay_buffers_state_is_compact_and_restores_the_same_samples():
+    rng = np.random.default_rng(0)
+    buffers = AgentReplayBuffers(2, capacity=7, obs_shape=(3,))
+    obs = rng.normal(size=(2, 3)).astype(np.float32)
+    ends = {3, 8}  # steps after which an episode ended: the next obs is a reset obs
+    for step in range(10):
+        next_obs = rng.normal(size=(2, 3)).astype(np.float32)
+        if step == 5:
+            next_obs[1, 0] = -0.0  # equal to 0.0 but not bit for bit
+        buffers.add(obs, rng.integers(0, 5, 2), rng.normal(size=2), next_obs, [False, True])
+        obs = rng.normal(size=(2, 3)).astype(np.float32) if step in ends else next_obs.copy()
+        if step == 5:
+            obs[1, 0] = 0.0
+    state = buffers.get_state()
+    # Rows in ring order: steps 7, 8, 9, 3, 4, 5, 6. The next obs kept: steps 8 and 3
+    # (episode ends), 5 (-0.0 vs 0.0) and 9, the newest (its next row is step 3's).
+    assert state["next_obs_rows"].tolist() == [1, 2, 3, 5]
+    assert state["actions"].dtype == np.uint8 and (state["size"], state["next"]) == (7, 3)
+    restored = AgentReplayBuffers(2, capacity=7, obs_shape=(3,))
+    restored.set_state(state)
+    for col in BUFFER_COLUMNS:
+        saved, loaded = getattr(buffers, col), getattr(restored, col)
+        assert saved.tobytes() == loaded.tobytes(), col
+    first = buffers.sample(4, np.random.default_rng(1))
+    second = restored.sample(4, np.random.default_rng(1))
+    for col, value in first.items():
+        np.testing.assert_array_equal(second[col], value)
+    with pytest.raises(ValueError, match="capacity'\\] is 8, but the checkpoint's replay"):
+        AgentReplayBuffers(2, capacity=8, obs_shape=(3,)).set_state(state)
 
 
 def test_agents_with_different_spaces_are_named():
@@ -155,6 +277,10 @@ def test_agents_with_different_spaces_are_named():
         ({"share_experience": "yes"}, "share_experience must be true or false, got 'yes'"),
         ({"double_q": True}, "double_q must be False"),
         ({"direct_loop": 1}, "direct_loop must be true or false, got 1"),
+        (
+            {"direct_loop": False, "store_buffer_in_checkpoints": True},
+            "store_buffer_in_checkpoints must be False with direct_loop=False",
+        ),
     ],
 )
 def test_bad_settings_name_key_and_value(settings, message):

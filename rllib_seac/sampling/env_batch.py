@@ -7,6 +7,8 @@ episode in `obs`.
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from rllib_seac.envs import check_seac_spaces, make_env
@@ -30,6 +32,15 @@ class EnvBatch:
         for e, (env, seed) in enumerate(zip(self.envs, self._seeds)):
             obs[:, e] = self._stack(env.reset(seed=seed)[0])
         return obs
+
+    def pickled_envs(self) -> bytes | None:
+        """The envs mid-episode, their random generators included (what
+        `replace_envs(pickle.loads(...))` continues from), or None where an env
+        cannot be pickled."""
+        try:
+            return pickle.dumps(self.envs)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
 
     def replace_envs(self, envs: list) -> None:
         """Steps these envs from now on (mid-episode: a restored checkpoint's)."""

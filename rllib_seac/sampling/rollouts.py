@@ -114,9 +114,8 @@ class RolloutCollector:
         generators included), the observations to act on, the running episode sums and
         the action sampler's stream. A run restored with it continues exactly. None
         where an env cannot be pickled (then a restored run starts new episodes)."""
-        try:
-            envs = pickle.dumps(self.envs.envs)
-        except (pickle.PicklingError, TypeError, AttributeError):
+        envs = self.envs.pickled_envs()
+        if envs is None:
             return None
         rng = self._rng.bit_generator.state
         return pickle.dumps((envs, self._obs, self._returns, self._lengths, rng))

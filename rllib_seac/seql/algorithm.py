@@ -17,13 +17,16 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.schedules.scheduler import Scheduler
 
-from rllib_seac._rllib_internals import local_learner
+from rllib_seac._rllib_internals import checkpoint_component_wanted, local_learner
 from rllib_seac.seac.algorithm import _check_same_agents
 from rllib_seac.seql.direct_loop import DirectLoop
 from rllib_seac.seql.direct_update import STAT_NAMES
 from rllib_seac.seql.torch_learner import OTHERS_Q_LOSS_KEY
 
 EPSILON_KEY = "epsilon"
+# The direct loop's replay buffers, env and random streams in SEQL's checkpoints
+# (with `store_buffer_in_checkpoints=True`), next to RLlib's COMPONENT_* entries.
+COMPONENT_DIRECT_LOOP = "direct_loop"
 
 
 class SEQL(DQN):
@@ -106,6 +109,29 @@ class SEQL(DQN):
                 env_steps,
                 reduce="lifetime_sum",
             )
+
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if (
+            self._direct_loop is not None
+            and self.config.store_buffer_in_checkpoints
+            and checkpoint_component_wanted(self, COMPONENT_DIRECT_LOOP, components, not_components)
+        ):
+            state[COMPONENT_DIRECT_LOOP] = self._direct_loop.get_state()
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        # As RLlib's DQN (old API stack) with its replay buffer: the loop's state
+        # is restored where the config stores it, and ignored otherwise.
+        loop_state = state.get(COMPONENT_DIRECT_LOOP)
+        if loop_state is None or not (
+            self.config.direct_loop and self.config.store_buffer_in_checkpoints
+        ):
+            return
+        if self._direct_loop is None:
+            self._direct_loop = DirectLoop(self.config)
+        self._direct_loop.set_state(loop_state)
 
     def cleanup(self) -> None:
         if self._direct_loop is not None:

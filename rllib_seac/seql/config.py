@@ -142,7 +142,12 @@ class SEQLConfig(DQNConfig):
         lam = self.seql_lambda
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0:
             fail(f"seql_lambda must be a number >= 0, got {lam!r}.")
-        for name in ("share_experience", "mask_terminals", "direct_loop"):
+        for name in (
+            "share_experience",
+            "mask_terminals",
+            "direct_loop",
+            "store_buffer_in_checkpoints",
+        ):
             if not isinstance(getattr(self, name), bool):
                 fail(f"{name} must be true or false, got {getattr(self, name)!r}.")
         if self.framework_str != "torch":
@@ -155,6 +160,14 @@ class SEQLConfig(DQNConfig):
                 )
         if self.direct_loop:
             self._validate_direct_loop(fail)
+        elif self.store_buffer_in_checkpoints:
+            # RLlib 2.60's Algorithm.get_state stores no replay buffer on the new API
+            # stack: DQN's loop would accept the setting and drop the buffer.
+            fail(
+                "store_buffer_in_checkpoints must be False with direct_loop=False (RLlib's "
+                "DQN loop does not checkpoint its replay buffer), got True; set "
+                "direct_loop=True to store the buffers in checkpoints."
+            )
 
     def _validate_direct_loop(self, fail) -> None:
         """The direct loop steps one env and updates the learner in the driver."""
@@ -162,7 +175,6 @@ class SEQLConfig(DQNConfig):
             num_env_runners=0,
             num_envs_per_env_runner=1,
             num_learners=0,
-            store_buffer_in_checkpoints=False,
         )
         for name, allowed in settings.items():
             if getattr(self, name) != allowed:

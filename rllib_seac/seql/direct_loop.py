@@ -21,6 +21,8 @@ Per env step t (t counted from the run's start, as RLlib's env runner counts):
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import torch
 from ray.rllib.utils.metrics import (
@@ -197,6 +199,37 @@ class DirectLoop:
         self.metrics.log_value(NUM_EPISODES_LIFETIME, 1, reduce="lifetime_sum")
         self._returns[:] = 0.0
         self._length = 0
+
+    def get_state(self) -> dict:
+        """Everything the next env steps and updates depend on besides the learner
+        and the step count: the replay buffers (compactly, see
+        `AgentReplayBuffers.get_state`), the env mid-episode with the observations
+        to act on and the running episode sums (None where the env cannot be
+        pickled), both random streams and the target update clock. A loop restored
+        with it continues exactly: the same actions, samples and updates."""
+        envs = self.envs.pickled_envs()
+        episode = None
+        if envs is not None and self._obs is not None:
+            episode = (envs, self._obs.copy(), self._returns.copy(), self._length)
+        return {
+            "buffers": self.buffers.get_state(),
+            "episode": episode,
+            "explore_rng": self._explore_rng.bit_generator.state,
+            "replay_rng": self._replay_rng.bit_generator.state,
+            "last_target_update": self._last_target_update,
+        }
+
+    def set_state(self, state: dict) -> None:
+        self.buffers.set_state(state["buffers"])
+        self._explore_rng.bit_generator.state = state["explore_rng"]
+        self._replay_rng.bit_generator.state = state["replay_rng"]
+        self._last_target_update = state["last_target_update"]
+        if state["episode"] is None:  # the env could not be pickled: a new episode
+            self._obs, self._length = None, 0
+            self._returns[:] = 0.0
+            return
+        envs, self._obs, self._returns, self._length = state["episode"]
+        self.envs.replace_envs(pickle.loads(envs))
 
     def close(self) -> None:
         self.envs.close()

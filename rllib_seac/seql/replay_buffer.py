@@ -67,6 +67,49 @@ class AgentReplayBuffers:
         self._next = (row + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def get_state(self) -> dict:
+        """The filled rows, compactly, in their ring order (so that a restored buffer
+        draws the same samples): observations, rewards and terminateds as stored,
+        actions in the smallest integer type that holds them, and next observations
+        only for the rows whose next observation is not the next row's observation
+        (the ends of episodes and the newest row); `set_state` fills in the rest."""
+        n = self.size
+        actions = self.actions[:, :n]
+        lo, hi = (int(f(actions, initial=0)) for f in (np.min, np.max))
+        kept = np.flatnonzero(~_next_obs_is_next_row(self.obs, self.next_obs, n))
+        return {
+            "capacity": self.capacity,
+            "size": n,
+            "next": self._next,
+            "obs": self.obs[:, :n].copy(),
+            "actions": actions.astype(
+                np.result_type(np.min_scalar_type(lo), np.min_scalar_type(hi))
+            ),
+            "rewards": self.rewards[:, :n].copy(),
+            "terminateds": self.terminateds[:, :n].copy(),
+            "next_obs_rows": kept,
+            "next_obs": self.next_obs[:, kept],
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Holds what `get_state` returned, in the same rows."""
+        if state["capacity"] != self.capacity:
+            raise ValueError(
+                f"replay_buffer_config['capacity'] is {self.capacity}, but the checkpoint's "
+                f"replay buffers hold {state['capacity']} steps: restore them with the "
+                "checkpoint's capacity (SEQL.from_checkpoint(path) keeps it)."
+            )
+        n = state["size"]
+        self.obs[:, :n] = state["obs"]
+        self.actions[:, :n] = state["actions"]
+        self.rewards[:, :n] = state["rewards"]
+        self.terminateds[:, :n] = state["terminateds"]
+        for start in range(0, n, _CHUNK_ROWS):
+            rows = np.arange(start, min(start + _CHUNK_ROWS, n))
+            self.next_obs[:, rows] = self.obs[:, (rows + 1) % n]
+        self.next_obs[:, state["next_obs_rows"]] = state["next_obs"]
+        self.size, self._next = n, state["next"]
+
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """`n` transitions of each agent's buffer, uniformly with replacement (as RLlib's
         episode buffer and the authors' code), by RLlib column: arrays [N, n, ...],
@@ -80,6 +123,24 @@ class AgentReplayBuffers:
             Columns.NEXT_OBS: self.next_obs[agents, rows],
             Columns.TERMINATEDS: self.terminateds[agents, rows],
         }
+
+
+# Rows compared or copied at a time by get_state/set_state, which bounds their
+# temporary arrays for a buffer of 1e6 steps.
+_CHUNK_ROWS = 65_536
+
+
+def _next_obs_is_next_row(obs: np.ndarray, next_obs: np.ndarray, n: int) -> np.ndarray:
+    """[n] bools: whether row r's next observations are, bit for bit, row (r + 1) % n's
+    observations for every agent (true within an episode)."""
+    same = np.empty(n, bool)
+    bits = np.dtype(f"u{obs.dtype.itemsize}")  # bit for bit: -0.0 is not 0.0, NaN is NaN
+    for start in range(0, n, _CHUNK_ROWS):
+        rows = np.arange(start, min(start + _CHUNK_ROWS, n))
+        a = next_obs[:, rows].reshape(len(obs), len(rows), -1).view(bits)
+        b = obs[:, (rows + 1) % n].reshape(len(obs), len(rows), -1).view(bits)
+        same[rows] = (a == b).all(axis=(0, 2))
+    return same
 
 
 def agent_parts(batch: dict[str, np.ndarray]) -> list[dict[str, torch.Tensor]]:
