@@ -140,3 +140,25 @@ def test_snapshot_spread_evaluates_the_checkpoint_then_each_next_policy(tmp_path
     assert rows[0]["evaluation_std"] == pytest.approx(np.std(first))
     assert rows[0]["training_return"] is None
     assert all(r["training_return"] is not None for r in rows[1:])
+
+
+@pytest.mark.slow
+def test_seql_checkpoint_size_reports_bytes_per_stored_step(tmp_path):
+    figures = run_json(
+        tmp_path,
+        "seql_checkpoint_size.py",
+        "--envs",
+        "Foraging-8x8-2p-2f-v3",
+        "--steps",
+        "1000",
+        "2000",
+    )
+    (row,) = figures["rows"]
+    assert [c["env_steps_in_buffers"] for c in row["checkpoints"]] == [1000, 2000]
+    # Compact: more than the observations alone (4 bytes per obs entry and agent),
+    # less than the buffers in memory (which also hold every next observation).
+    obs_bytes = 4 * row["obs_size"] * row["agents"]
+    assert obs_bytes < row["bytes_per_env_step"] < row["memory_bytes_per_env_step"]
+    assert row["bytes_per_agent_transition"] == pytest.approx(
+        row["bytes_per_env_step"] / 2, abs=0.1
+    )

@@ -12,7 +12,9 @@ import yaml
 
 from rllib_seac import SEQL, SEQLConfig, SEQLConfigError
 from rllib_seac.analysis.evaluation import evaluate
+from rllib_seac.checkpoints import CheckpointError
 from rllib_seac.cli import main
+from rllib_seac.seql import replay_buffer
 from rllib_seac.seql.algorithm import COMPONENT_DIRECT_LOOP
 from rllib_seac.seql.replay_buffer import AgentReplayBuffers
 from tests.envs_for_tests import SpacesEnv, UnpicklableLbfEnv
@@ -150,11 +152,12 @@ BUFFER_COLUMNS = ("obs", "next_obs", "actions", "rewards", "terminateds")
 
 def buffer_config(env, share: bool, capacity: int = 1_000_000) -> SEQLConfig:
     """tiny_config with the loop's state in checkpoints and the paper's 25-step LBF
-    episodes: a checkpoint after 2 iterations (40 steps) falls mid-episode."""
+    episodes: a checkpoint after 2 iterations (40 steps) falls mid-episode, after
+    (with seed 8) an agent has collected food in that episode."""
     config = tiny_config(LBF, share).environment(env, env_config={"max_episode_steps": 25})
     return config.training(
         store_buffer_in_checkpoints=True, replay_buffer_config={"capacity": capacity}
-    )
+    ).debugging(seed=8)
 
 
 def filled_rows(algo) -> dict[str, np.ndarray]:
@@ -178,6 +181,7 @@ def test_checkpoint_with_buffers_continues_exactly(tmp_path, share, capacity):
         loop_state = algo.get_state()[COMPONENT_DIRECT_LOOP]
         assert loop_state["episode"] is not None  # LBF pickles: mid-episode, 15 steps in
         assert loop_state["episode"][3] == 2 * STEPS_PER_ITER - 25
+        assert loop_state["episode"][2].any()  # the running episode sums
         expected = algo.train()  # the run that never stopped
         expected_weights = algo.learner_group.get_weights()
         expected_rows = filled_rows(algo)
@@ -231,7 +235,11 @@ def test_checkpoint_of_an_env_that_cannot_be_pickled_keeps_the_buffers(tmp_path)
         restored.stop()
 
 
-def test_replay_buffers_state_is_compact_and_restores_the_same_samples():
+# 3: get_state and set_state go through the rows in chunks (65,536 for real).
+@pytest.mark.parametrize("chunk_rows", [None, 3], ids=["one-chunk", "chunks-of-3"])
+def test_replay_buffers_state_is_compact_and_restores_the_same_samples(monkeypatch, chunk_rows):
+    if chunk_rows:
+        monkeypatch.setattr(replay_buffer, "_CHUNK_ROWS", chunk_rows)
     rng = np.random.default_rng(0)
     buffers = AgentReplayBuffers(2, capacity=7, obs_shape=(3,))
     obs = rng.normal(size=(2, 3)).astype(np.float32)
@@ -258,7 +266,7 @@ def test_replay_buffers_state_is_compact_and_restores_the_same_samples():
     second = restored.sample(4, np.random.default_rng(1))
     for col, value in first.items():
         np.testing.assert_array_equal(second[col], value)
-    with pytest.raises(ValueError, match="capacity'\\] is 8, but the checkpoint's replay"):
+    with pytest.raises(CheckpointError, match="capacity'\\] is 8, but the checkpoint's replay"):
         AgentReplayBuffers(2, capacity=8, obs_shape=(3,)).set_state(state)
 
 

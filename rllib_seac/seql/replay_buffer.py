@@ -9,6 +9,8 @@ from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import (
     MultiAgentEpisodeReplayBuffer,
 )
 
+from rllib_seac.checkpoints import CheckpointError
+
 # RLlib builds the buffer from this dotted name (and recognises an episode buffer by
 # the "EpisodeReplayBuffer" in it).
 BUFFER_TYPE = "rllib_seac.seql.replay_buffer.SharedExperienceEpisodeReplayBuffer"
@@ -94,7 +96,7 @@ class AgentReplayBuffers:
     def set_state(self, state: dict) -> None:
         """Holds what `get_state` returned, in the same rows."""
         if state["capacity"] != self.capacity:
-            raise ValueError(
+            raise CheckpointError(
                 f"replay_buffer_config['capacity'] is {self.capacity}, but the checkpoint's "
                 f"replay buffers hold {state['capacity']} steps: restore them with the "
                 "checkpoint's capacity (SEQL.from_checkpoint(path) keeps it)."
