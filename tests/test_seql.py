@@ -185,29 +185,32 @@ def test_checkpoint_with_buffers_continues_exactly(tmp_path, share, capacity):
         expected = algo.train()  # the run that never stopped
         expected_weights = algo.learner_group.get_weights()
         expected_rows = filled_rows(algo)
+        # Restored into the same algo, which has moved on since.
+        algo.train()
+        algo.restore_from_path(path)
+        runs = [(algo.train(), algo.learner_group.get_weights(), filled_rows(algo))]
     finally:
         algo.stop()
-    restored = SEQL.from_checkpoint(path)
+    restored = SEQL.from_checkpoint(path)  # a new algo
     try:
-        result = restored.train()
-        weights = restored.learner_group.get_weights()
-        rows = filled_rows(restored)
+        runs.append((restored.train(), restored.learner_group.get_weights(), filled_rows(restored)))
     finally:
         restored.stop()
     assert len(expected_rows["obs"][0]) == min(3 * STEPS_PER_ITER, capacity)
-    for col in BUFFER_COLUMNS:
-        np.testing.assert_array_equal(rows[col], expected_rows[col], err_msg=col)
-    for aid in AGENTS[LBF]:
-        for key, value in expected_weights[aid].items():
-            np.testing.assert_array_equal(weights[aid][key], value, err_msg=f"{aid} {key}")
     # The iteration after the checkpoint trained (so equal weights say something).
     moved = expected_weights["agent_0"]["encoder.net.mlp.0.weight"]
     assert not np.array_equal(moved, saved_weights["agent_0"]["encoder.net.mlp.0.weight"])
-    assert learner_figures(result) == learner_figures(expected)
-    # Episode returns, lengths and counts (the running sums went into the checkpoint).
-    assert without_throughputs(result["env_runners"]) == without_throughputs(
-        expected["env_runners"]
-    )
+    for result, weights, rows in runs:
+        for col in BUFFER_COLUMNS:
+            np.testing.assert_array_equal(rows[col], expected_rows[col], err_msg=col)
+        for aid in AGENTS[LBF]:
+            for key, value in expected_weights[aid].items():
+                np.testing.assert_array_equal(weights[aid][key], value, err_msg=f"{aid} {key}")
+        assert learner_figures(result) == learner_figures(expected)
+        # Episode returns, lengths and counts (the running sums were in the checkpoint).
+        assert without_throughputs(result["env_runners"]) == without_throughputs(
+            expected["env_runners"]
+        )
 
 
 def without_throughputs(figures: dict) -> dict:
