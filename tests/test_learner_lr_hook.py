@@ -53,4 +53,4 @@ def test_a_fixed_lr_is_reported():
         learner.update(batch=batch(seed), timesteps={}, _no_metrics_reduce=True)
     results = learner.update(batch=batch(3), timesteps={})
     for mid in AGENTS:
-        assert results[mid]["default_optimizer_lr"] == pytest.approx(3e-4)
+        assert float(results[mid]["default_optimizer_learning_rate"]) == pytest.approx(3e-4)
