@@ -40,7 +40,7 @@ from rllib_seac.torch_threads import set_torch_threads
 
 def _nothing_trained() -> dict:
     """What `update` counts between two reports."""
-    return {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}}
+    return {"updates": 0, "env_steps": 0, "module_steps": {}, "losses": {}, "timesteps": {}}
 
 
 def _is_plain_adam(optimizer, params: list) -> bool:
@@ -104,6 +104,13 @@ class SEACTorchLearner(TorchLearner):
         # first step that finds Adam's state, and again after RLlib replaces it.
         self._numpy_allowed = self._layers is not None and device.type == "cpu"
         self._numpy_step = None
+        # Without LR schedules the lrs stay put between reports, so the direct path
+        # runs RLlib's `after_gradient_based_update` (it steps the schedules and logs
+        # each module's lr: a metric log per module) once per report, not per update.
+        self._lr_scheduled = any(
+            isinstance(self.config.get_config_for_module(m).lr, (list, tuple))
+            for m in self._module_ids
+        )
 
     # Subclasses that change how gradients are computed or combined (e.g. the
     # data-parallel learner's all-reduce) set this to False: RLlib's path then runs.
@@ -381,10 +388,7 @@ class SEACTorchLearner(TorchLearner):
         terms = step(
             [batch.policy_batches[mid] for mid in self._module_ids], self._raise_non_finite
         )
-        self._accumulate_stats(
-            np.stack([terms["policy_loss"], terms["value_loss"], terms["entropy"]]),
-            terms["is_weights_of_others"],
-        )
+        self._accumulate_stats(terms["losses"], terms["is_weights_of_others"])
         return dict(zip(self._module_ids, terms["total"]))
 
     def _stacked(self, net: str) -> tuple[list, list]:
@@ -481,7 +485,8 @@ class SEACTorchLearner(TorchLearner):
         gauges and ~20 metric logs: for a 20-sample A2C step that is a sixth of
         the learner's time. One batch (what SEAC sends) takes the direct path:
         the same hooks and `_update`, with the step counts summed and logged at
-        the report. Anything else goes through RLlib's path.
+        the report (and, without LR schedules, `after_gradient_based_update` run
+        there once). Anything else goes through RLlib's path.
         """
         if training_data is not None:
             batch = _rllib_internals.training_data_batch(training_data)
@@ -528,13 +533,17 @@ class SEACTorchLearner(TorchLearner):
         for mid, module_batch in batch.policy_batches.items():
             trained["module_steps"][mid] = trained["module_steps"].get(mid, 0) + len(module_batch)
         trained["losses"] = losses_per_module
-        self.after_gradient_based_update(timesteps=timesteps)
+        trained["timesteps"] = timesteps
+        if self._lr_scheduled:
+            self.after_gradient_based_update(timesteps=timesteps)
 
     def _log_trained(self) -> None:
         """RLlib's steps-trained metrics for every step since the last report."""
         trained, self._trained = self._trained, _nothing_trained()
         if not trained["updates"]:
             return
+        if not self._lr_scheduled:
+            self.after_gradient_based_update(timesteps=trained["timesteps"])
         log = self.metrics.log_value
         seq_no = _rllib_internals.weights_seq_no(self)
         for mid, samples in trained["module_steps"].items():

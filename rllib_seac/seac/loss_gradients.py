@@ -68,17 +68,29 @@ def mlp_forward(layers: list[tuple], x: torch.Tensor) -> list[torch.Tensor]:
     return outputs
 
 
-def mlp_backward(weights: list, outputs: list, grad: torch.Tensor) -> list[torch.Tensor]:
+def mlp_backward(weights: list, outputs: list, grad: torch.Tensor, out: list | None = None) -> list:
     """Gradients [dW_1, db_1, ..., dW_L, db_L] (each [M, ...]) of the stacked MLPs
-    given d loss / d output [M, B, out] and `mlp_forward`'s outputs."""
-    grads: list[torch.Tensor] = []
+    given d loss / d output [M, B, out] and `mlp_forward`'s outputs; written into
+    `out` (tensors of those shapes, e.g. views of a flat buffer) where given, which
+    saves concatenating them there."""
+    grads: list[torch.Tensor] = [None] * (2 * len(weights))
     for i in reversed(range(len(weights))):
         inputs = outputs[i]
-        grads.append(grad.sum(1))  # bias
-        # [M, out, B] @ [B, in] (inputs seen by all modules) or @ [M, B, in]
-        grads.append(grad.transpose(1, 2) @ inputs)
+        if out is None:
+            grads[2 * i + 1] = grad.sum(1)  # bias
+        else:
+            grads[2 * i + 1] = torch.sum(grad, 1, out=out[2 * i + 1])
+        # [M, out, B] @ [B, in] (inputs seen by all modules) or @ [M, B, in]. bmm on
+        # the inputs expanded (a view) is the call matmul reshapes its way to, without
+        # its dispatch; but matmul sees a single output's [M, 1, B] as contiguous and
+        # runs another MKL kernel, so a value head's stays with matmul (same sums).
+        if grad.shape[-1] == 1:
+            d_weight = grad.transpose(1, 2) @ inputs
+        else:
+            d_weight = torch.bmm(grad.transpose(1, 2), inputs.expand(len(grad), *inputs.shape[-2:]))
+        grads[2 * i] = d_weight if out is None else out[2 * i].copy_(d_weight)
         if i:  # through the ReLU that made `inputs`: its output is > 0 where it passed
             # (autograd's ReLU backward: one vectorised kernel, where `* (inputs > 0)`
             # takes two unvectorised passes over mixed dtypes)
             grad = torch.ops.aten.threshold_backward(torch.bmm(grad, weights[i]), inputs, 0)
-    return grads[::-1]
+    return grads

@@ -46,7 +46,12 @@ from rllib_seac.seac import loss_gradients
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log pi(.|o) over the last axis, as torch's: x - max - log sum exp(x - max)."""
-    shifted = logits - logits.max(-1, keepdims=True)
+    # The max over the (few) actions as a chain of elementwise maxima: exact in any
+    # order, and a reduction over a short last axis costs twice as much in numpy.
+    top = np.maximum(logits[..., :1], logits[..., 1:2])
+    for a in range(2, logits.shape[-1]):
+        np.maximum(top, logits[..., a : a + 1], out=top)
+    shifted = logits - top
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
@@ -56,15 +61,19 @@ def n_step_targets(rewards, bootstrap_values, terminateds, truncateds, gamma: fl
 
     Written as y_t = start_t + carry_t * y_{t+1}, start and carry computed for every t at once.
     """
-    discount = np.where(terminateds, np.float32(0), np.float32(gamma))
+    # gamma (1 - terminated) and carry as products with the flags' negation: the
+    # same float32 values as selecting them with np.where, at a fraction of its cost.
+    discount = np.float32(gamma) * ~terminateds
     cut = truncateds.copy()
     cut[..., -1] = True
     start = rewards + discount * np.where(cut, bootstrap_values, np.float32(0))
-    carry = np.where(cut, np.float32(0), discount)
-    targets = np.empty_like(start)
-    targets[..., -1] = start[..., -1]
+    carry = discount * ~cut
+    # In place: start becomes the targets, from the last step back (a + b == b + a
+    # exactly in IEEE arithmetic, so the sums are start_t + carry_t * y_{t+1}'s).
+    targets = start
     for t in reversed(range(rewards.shape[-1] - 1)):
-        targets[..., t] = start[..., t] + carry[..., t] * targets[..., t + 1]
+        y_t = targets[..., t]  # a view: `targets[..., t] +=` would also copy it onto itself
+        y_t += carry[..., t] * targets[..., t + 1]
     return targets
 
 
@@ -102,6 +111,7 @@ class NumpyStep:
         self._shared = shared
         # (module, stream) pairs of other agents' data, for the IS weight stats.
         self._others = np.nonzero(~self._is_own) if not self._is_own.all() else None
+        self._own = np.nonzero(self._is_own)
         self._by_batch_shape: dict = {}
         self._lay_out(layers)
 
@@ -116,11 +126,14 @@ class NumpyStep:
         layers, then the critic's) and their Adam state into `FlatAdam`'s buffers,
         one row per module, and takes each network's stacked layers as views of them."""
         self._flat = FlatAdam(self._optimizers, self._module_ids, "SEAC")
-        # Per network, per layer: every module's weights [M, out, in] and biases [M, out].
-        self._nets, start = {}, 0
+        # Per network, per layer: every module's weights [M, out, in] and biases [M, out];
+        # and the views of the gradients' buffer that the network's backward fills.
+        grad = self._flat.buffers["grad"]
+        self._nets, self._grads, start = {}, {}, 0
         for net in ("actor", "critic"):
             end = start + 2 * len(layers[net][0])
             views = [self._flat.stacked(j) for j in range(start, end)]
+            self._grads[net] = [self._flat.stacked(j, grad) for j in range(start, end)]
             self._nets[net], start = (views[::2], views[1::2]), end
         self._layers = {net: loss_gradients.layers_of(*views) for net, views in self._nets.items()}
         self._tensors = (self._flat.buffers, self._flat.steps)
@@ -144,16 +157,14 @@ class NumpyStep:
         values = critic[-1].numpy().reshape(lead)
         next_values = self._bootstrap_values(data[NEXT_OBS], data[TRUNCATEDS])
         terms = self._loss_terms(data, logits, values, next_values)
-        if not np.isfinite(terms["total"]).all():
+        if not all(map(math.isfinite, terms["total"].tolist())):  # (M floats: cheaper than numpy)
             on_non_finite_loss(data, {key: terms[key] for key in ("policy_loss", "value_loss")})
         n_modules = len(self._streams)
         d_logits = torch.from_numpy(terms["d_logits"].reshape(n_modules, -1, logits.shape[-1]))
         d_values = torch.from_numpy(terms["d_values"].reshape(n_modules, -1, 1))
-        grads = loss_gradients.mlp_backward(self._nets["actor"][0], actor, d_logits)
-        grads += loss_gradients.mlp_backward(self._nets["critic"][0], critic, d_values)
-        # The optimizers' parameter order: the actor's layers, then the critic's.
-        flat_grad = self._tensors[0]["grad"]
-        torch.cat([g.reshape(n_modules, -1) for g in grads], dim=1, out=flat_grad)
+        for net, d_outputs, outputs in (("actor", d_logits, actor), ("critic", d_values, critic)):
+            weights = self._nets[net][0]
+            loss_gradients.mlp_backward(weights, outputs, d_outputs, out=self._grads[net])
         self._clip()
         self._adam_step()
         return terms
@@ -162,11 +173,16 @@ class NumpyStep:
         """Each column as per-agent [K, E, T, ...] streams, agents in module order."""
         n_agents, n_steps = len(self._owner), self._config.n_steps
         data = {}
+        # The columns as stored: `SampleBatch.__getitem__` first asks `hasattr(batch,
+        # col)`, an AttributeError raised and caught per read, which costs more than
+        # the concatenation (and its access tracking and read interceptors serve
+        # RLlib's old stack, not a learner reading numpy columns).
+        read = dict.__getitem__
         for col, dtype in DTYPES.items():
             if len(batches) == 1:
-                x = np.asarray(batches[0][col], dtype=dtype)
+                x = np.asarray(read(batches[0], col), dtype=dtype)
             else:
-                x = np.concatenate([batch[col] for batch in batches], dtype=dtype)
+                x = np.concatenate([read(batch, col) for batch in batches], dtype=dtype)
             data[col] = x.reshape(n_agents, -1, n_steps, *x.shape[1:])
         return data
 
@@ -189,17 +205,14 @@ class NumpyStep:
         return torch.from_numpy(np.require(x, requirements="W"))
 
     def _bootstrap_values(self, next_obs, truncateds) -> np.ndarray:
-        """V(o_{t+1}) where the n-step targets read it, [M, K', E, T]: the last step,
-        and every step when an episode was truncated before it (rare)."""
-        every_step = truncateds[..., :-1].any()
+        """V(o_{t+1}) where the n-step targets read it: the last step's, [M, K', E, 1]
+        (the targets cut the chain only there), or every step's, [M, K', E, T], when
+        an episode was truncated before it (rare)."""
+        # (count_nonzero: a plain C loop, where .any() sets up a ufunc reduction)
+        every_step = np.count_nonzero(truncateds[..., :-1]) > 0
         rows = next_obs if every_step else next_obs[..., -1:, :]
         values = loss_gradients.mlp_forward(self._layers["critic"], self._net_inputs(rows))[-1]
-        values = values.numpy().reshape(self._pair_shape(rows))
-        if every_step:
-            return values
-        next_values = np.zeros((*values.shape[:-1], truncateds.shape[-1]), np.float32)
-        next_values[..., -1:] = values
-        return next_values
+        return values.numpy().reshape(self._pair_shape(rows))
 
     def _indices(self, shape: tuple) -> tuple:
         """Per batch shape [M, K', E, T]: the flat index of each sample's first logit
@@ -221,7 +234,13 @@ class NumpyStep:
         log_pi = log_softmax(logits)
         probs = np.exp(log_pi)
         logp = log_pi.reshape(-1)[action_index]
-        entropy = -(probs * log_pi).sum(-1)
+        # Per sample: Eq. 4's and Eq. 5's summands and the entropy, in one array so
+        # that each numpy reduction (a fixed cost of tens of thousands of
+        # instructions, whatever the size) runs once for all three.
+        per_sample = np.empty((3, *values.shape), np.float32)
+        entropy = per_sample[2]
+        np.sum(probs * log_pi, -1, out=entropy)
+        np.negative(entropy, out=entropy)
 
         if cfg.seac_target == "authors" and self._shared:
             # As the authors' code: agent k's targets bootstrap with k's own critic.
@@ -239,13 +258,17 @@ class NumpyStep:
         is_weights = np.exp(logp - self._pairs(data[BEHAVIOUR_LOGP]))
         if cfg.is_weight_clip is not None:
             np.minimum(is_weights, cfg.is_weight_clip, out=is_weights)
-        weights = np.where(
-            self._is_own[..., None, None], np.float32(1), cfg.seac_lambda * is_weights
-        )
+        weights = cfg.seac_lambda * is_weights
+        weights[self._own] = 1
 
-        policy = -(weights * logp * advantages).mean((-2, -1)).sum(-1)  # Eq. 4
-        value = (weights * advantages**2).mean((-2, -1)).sum(-1)  # Eq. 5
-        bonus = (entropy.mean((-2, -1)) * self._is_own).sum(-1)
+        np.multiply(weights * logp, advantages, out=per_sample[0])  # Eq. 4
+        np.multiply(weights, advantages**2, out=per_sample[1])  # Eq. 5
+        means = per_sample.mean((-2, -1))  # [3, M, K']
+        means[2] *= self._is_own  # the bonus counts a module's own streams only
+        # Per module: the policy loss (negated below), the value loss and the bonus.
+        losses = means.sum(-1)
+        np.negative(losses[0], out=losses[0])
+        policy, value, bonus = losses
         total = policy + cfg.vf_loss_coeff * value - cfg.entropy_coeff * bonus
 
         # d total / d logits: -c A (onehot(a) - pi) / n from Eq. 4, and from the bonus
@@ -260,7 +283,7 @@ class NumpyStep:
             "total": total,
             "policy_loss": policy,
             "value_loss": value,
-            "entropy": bonus,
+            "losses": losses,  # [3, M]: policy, value, entropy bonus
             "is_weights_of_others": (
                 None if others is None else is_weights[others].reshape(len(is_weights), -1)
             ),

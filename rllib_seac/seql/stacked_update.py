@@ -57,6 +57,8 @@ class StackedUpdate:
         self._target = self._flat.adopt([agent.pairs[1] for agent in networks])
         target = [self._flat.stacked(j, self._target) for j in range(n_params)]
         self._target_layers = loss_gradients.layers_of(target[::2], target[1::2])
+        # The backward writes each parameter's gradient into these views of the buffer.
+        self._grads = [self._flat.stacked(j, self._flat.buffers["grad"]) for j in range(n_params)]
         self._n_actions = n_actions
         self._by_batch: dict = {}
 
@@ -135,8 +137,7 @@ class StackedUpdate:
         # d loss_i / d Q_i(s_j, a_j) = 2 w_ij (Q - y_j); zero for the actions not taken.
         d_q = np.zeros((*index.shape, self._n_actions), np.float32)
         d_q.reshape(-1)[index] = 2 * w * td
-        grads = loss_gradients.mlp_backward(self._weights, outputs, torch.from_numpy(d_q))
-        torch.cat([g.reshape(n_agents, -1) for g in grads], dim=1, out=self._flat.buffers["grad"])
+        loss_gradients.mlp_backward(self._weights, outputs, torch.from_numpy(d_q), out=self._grads)
         norms = self._flat.clip(settings.grad_clip)
         self._flat.step()
         if update_targets:
