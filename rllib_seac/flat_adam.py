@@ -57,7 +57,8 @@ class FlatAdam:
                     state["step"] = self.steps[m, j]
         self._tracked = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
         self._data_ptrs = [p.data_ptr() for p in self._tracked]
-        self._owners = [(opt.state, opt.param_groups[0]) for opt in optimizers]
+        self._states = [opt.state for opt in optimizers]
+        self._groups = [opt.param_groups[0] for opt in optimizers]
         # Adam's arguments: per module (False), and for all modules at once (True).
         self._adam_rows = {
             False: [
@@ -117,16 +118,15 @@ class FlatAdam:
         self._data_ptrs += [t.data_ptr() for t in adopted]
         return flat
 
-    def is_current(self) -> bool:
-        """Whether the parameters and the optimizers' state are still the buffers'
-        (RLlib's optimizer restore replaces the state and param groups)."""
-        return (
-            all(
-                opt.state is state and opt.param_groups[0] is group
-                for opt, (state, group) in zip(self._optimizers, self._owners)
-            )
-            and list(map(torch.Tensor.data_ptr, self._tracked)) == self._data_ptrs
-        )
+    def is_current(self, params: bool = True) -> bool:
+        """Whether the optimizers' state and param groups are still the ones laid out
+        (RLlib's optimizer restore replaces them) and, with `params`, every tracked
+        tensor still views the buffers (a `.data` assignment replaces its memory;
+        one torch call per tensor, so callers may check this less often)."""
+        return all(
+            opt.state is state and opt.param_groups[0] is group
+            for opt, state, group in zip(self._optimizers, self._states, self._groups)
+        ) and (not params or list(map(torch.Tensor.data_ptr, self._tracked)) == self._data_ptrs)
 
     def clip(self, grad_clip: float | None) -> np.ndarray:
         """Each module's gradient scaled to global norm `grad_clip` (per module, as
@@ -150,7 +150,7 @@ class FlatAdam:
         module where their lrs differ), with each optimizer's current settings (RLlib's
         LR schedules set the lr). Every parameter's step count advances here at once;
         the kernel reads the count of each row's first parameter."""
-        groups = [group for _, group in self._owners]
+        groups = self._groups
         lrs = [group["lr"] for group in groups]
         one_call = len(set(lrs)) == 1
         beta1, beta2 = groups[0]["betas"]

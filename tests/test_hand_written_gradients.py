@@ -191,6 +191,32 @@ def test_numpy_step_follows_an_optimizer_restore():
     assert_same_weights_and_adam_state(original, restored)
 
 
+def test_numpy_step_follows_parameters_replaced_between_reports():
+    """A parameter given new memory (`p.data = ...`) between training iterations: the
+    first step after the report lays the buffers out again over it, so the weights
+    keep training as on RLlib's path."""
+    fast, _ = make_learner(3)
+    slow, _ = make_learner(3)
+    slow._layers = None
+    slow._numpy_allowed = False
+    batches = [
+        multi_agent_batch(learner_batch(fast, make_streams(3, seed=40 + i))) for i in range(4)
+    ]
+    for batch in batches[:2]:
+        for learner in (fast, slow):
+            learner.update(batch=batch, timesteps={})  # each a report
+    stale = fast._numpy_step
+    assert stale is not None
+    for learner in (fast, slow):
+        param = next(learner.module[learner._module_ids[1]].parameters())
+        param.data = param.data.clone()
+    for batch in batches[2:]:
+        for learner in (fast, slow):
+            learner.update(batch=batch, timesteps={}, _no_metrics_reduce=True)
+    assert fast._numpy_step is not stale
+    assert_same_weights_and_adam_state(fast, slow)
+
+
 def test_non_finite_gradient_stops_naming_the_agent():
     learner, agents = make_learner(2)
     grads = [torch.zeros(2, 3, 4), torch.zeros(2, 3)]

@@ -104,6 +104,8 @@ class SEACTorchLearner(TorchLearner):
         # first step that finds Adam's state, and again after RLlib replaces it.
         self._numpy_allowed = self._layers is not None and device.type == "cpu"
         self._numpy_step = None
+        # Whether the next step checks every parameter's memory (`_current_numpy_step`).
+        self._check_params = True
         # Without LR schedules the lrs stay put between reports, so the direct path
         # runs RLlib's `after_gradient_based_update` (it steps the schedules and logs
         # each module's lr: a metric log per module) once per report, not per update.
@@ -364,10 +366,17 @@ class SEACTorchLearner(TorchLearner):
         """The numpy step on the modules' and optimizers' current tensors, or None
         where it does not apply (not on the CPU, Adam's state not made yet, settings
         it does not cover): made again when RLlib has replaced those tensors."""
-        if not self._numpy_allowed or not self._adam_ready():
+        if not self._numpy_allowed:
             return None
         step = self._numpy_step
-        if step is None or not step.is_current():
+        # RLlib's optimizer restore (it replaces the optimizers' state) is looked for
+        # at every step; the parameters' memory (a `.data` assignment: one torch call
+        # per parameter, ~1 % of a 4-agent update) at the first step after each
+        # report, as only code between training iterations replaces it.
+        check_params, self._check_params = self._check_params, False
+        if step is None or not step.is_current(params=check_params):
+            if not self._adam_ready():
+                return None
             if not NumpyStep.supports(self._optimizers):
                 return None
             step = self._numpy_step = NumpyStep(
@@ -540,6 +549,7 @@ class SEACTorchLearner(TorchLearner):
     def _log_trained(self) -> None:
         """RLlib's steps-trained metrics for every step since the last report."""
         trained, self._trained = self._trained, _nothing_trained()
+        self._check_params = True
         if not trained["updates"]:
             return
         if not self._lr_scheduled:
