@@ -187,7 +187,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
     def _by_module(self, out: dict) -> dict[str, dict[str, np.ndarray]]:
         rows = agent_indices_of_each_module(self.config.policy_mapping_fn, self.agent_ids)
-        return {mid: {col: v[idx] for col, v in out.items()} for mid, idx in rows.items()}
+        return {mid: {col: v[_rows(idx)] for col, v in out.items()} for mid, idx in rows.items()}
 
     def _log_episode(self, returns: np.ndarray, length: int) -> None:
         win = max(
@@ -270,3 +270,10 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
 
     def stop(self):
         self._stop_rollouts()
+
+
+def _rows(indices: list[int]) -> slice | list[int]:
+    """Consecutive agent positions (a module per agent, or one for all) as a slice:
+    a view of the rollout's arrays, which are new each rollout, instead of a copy."""
+    first, last = indices[0], indices[-1]
+    return slice(first, last + 1) if indices == list(range(first, last + 1)) else indices

@@ -231,7 +231,10 @@ class RolloutWorkers:
     def gather(self) -> tuple[dict[str, np.ndarray], list]:
         parts = [conn.recv() for conn in self._conns]
         self.in_flight = False
-        columns = {k: np.concatenate([p[0][k] for p in parts], axis=1) for k in parts[0][0]}
+        if len(parts) == 1:
+            columns = parts[0][0]
+        else:
+            columns = {k: np.concatenate([p[0][k] for p in parts], axis=1) for k in parts[0][0]}
         return columns, [episode for p in parts for episode in p[1]]
 
     def close(self) -> None:

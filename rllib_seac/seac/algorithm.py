@@ -144,10 +144,13 @@ def _train_batches(rollouts: list[dict], n_learners: int) -> list[MultiAgentBatc
     shares keep the learners' averaged gradient the whole batch's (none when fewer
     envs than learners are left).
     """
-    joined = {
-        mid: {col: np.concatenate([r[mid][col] for r in rollouts], axis=1) for col in columns}
-        for mid, columns in rollouts[0].items()
-    }
+    if len(rollouts) == 1:  # one runner (the usual case): nothing to join, no copy
+        joined = rollouts[0]
+    else:
+        joined = {
+            mid: {col: np.concatenate([r[mid][col] for r in rollouts], axis=1) for col in columns}
+            for mid, columns in rollouts[0].items()
+        }
     n_envs, n_steps = next(iter(joined.values()))[REWARDS].shape[1:3]
     share = n_envs // n_learners
     batches = []
