@@ -18,7 +18,12 @@ after every window of 250k env steps rewrites the trial's record under
   it ran on and its command;
 - checkpoint/: the algorithm after the last window (weights, Adam, counters, and the
   envs and random streams of the in-process sampler, so a leg resumes exactly; about
-  1 MB for 4 agents). best/ holds the checkpoint of the best window so far.
+  1 MB for 4 agents). best/ holds the checkpoint of the best window so far;
+- with --snapshot-every K: snapshots.json, every K env steps the paper's evaluation of
+  the weights then (App. B: 100 episodes, stochastic policies, `rllib evaluate`'s
+  protocol, action seed 0), and best/ is instead the best evaluated snapshot (Table 1
+  takes the best saved model per seed). The snapshot checkpoints themselves stay under
+  --snapshot-dir, outside git.
 
 Commit the record after a leg (or any time: the files are consistent after every
 window). `report` prints the table of docs/results/rware.md from the records and
@@ -73,6 +78,11 @@ def main() -> None:
     run.add_argument("--tag", default="", help="suffix of the task directory (a setting)")
     run.add_argument("--window", type=int, default=WINDOW, help="env steps per record row")
     run.add_argument("--out", default="docs/results")
+    run.add_argument(
+        "--snapshot-every", type=int, default=0, help="env steps between evaluated snapshots"
+    )
+    run.add_argument("--snapshot-dir", default="results/snapshots")
+    run.add_argument("--episodes", type=int, default=100, help="per snapshot evaluation")
     report = commands.add_parser("report", help="Table and figure from a task's records.")
     report.add_argument("task_dir")
     args = parser.parse_args()
@@ -129,6 +139,12 @@ def run_leg(args) -> None:
     deadline = time.monotonic() + args.minutes * 60
     trial_wall = float(rows[-1][WALL]) if rows else 0.0
     best = max((float(r[RETURN]) for r in rows if r[RETURN] != ""), default=-np.inf)
+    snapshots_file = trial_dir / "snapshots.json"
+    snapshots = json.loads(snapshots_file.read_text()) if snapshots_file.is_file() else []
+    if args.snapshot_every:
+        if rows and not snapshots:
+            sys.exit(f"campaign: {trial_dir} was started without --snapshot-every")
+        best = max((s["total_return"]["mean"] for s in snapshots), default=-np.inf)
     window, steps, leg_start = [], start_steps, time.monotonic()
     print(f"campaign: {trial_dir}, leg {leg['leg']} from {start_steps:,} env steps", flush=True)
     try:
@@ -144,7 +160,16 @@ def run_leg(args) -> None:
             window = []
             write_rows(trial_dir / "progress.csv", rows)
             save(algo, checkpoint)
-            if row[RETURN] != "" and row[RETURN] > best:
+            if args.snapshot_every and steps % args.snapshot_every == 0:
+                snapshot = Path(args.snapshot_dir) / task / trial_dir.name / f"{steps:011d}"
+                save(algo, snapshot)
+                score = evaluate_snapshot(snapshot, steps, args.episodes)
+                snapshots.append(score)
+                snapshots_file.write_text(json.dumps(snapshots, indent=1) + "\n")
+                if score["total_return"]["mean"] > best:
+                    best = score["total_return"]["mean"]
+                    save(algo, trial_dir / "best")
+            elif not args.snapshot_every and row[RETURN] != "" and row[RETURN] > best:
                 best = row[RETURN]
                 save(algo, trial_dir / "best")
             leg.update(end_steps=steps, wall_s=round(now - leg_start, 1))
@@ -157,6 +182,16 @@ def run_leg(args) -> None:
     finally:
         algo.stop()
         ray.shutdown()
+
+
+def evaluate_snapshot(snapshot: Path, steps: int, episodes: int) -> dict:
+    """The paper's evaluation of one snapshot (`rllib evaluate --seed 0`), without the
+    per-episode returns."""
+    from rllib_seac.analysis.evaluation import evaluate
+
+    result = evaluate(snapshot, episodes=episodes, seed=0).to_dict()
+    del result["episode_total_returns"], result["checkpoint"]
+    return {"env_steps": steps, **result}
 
 
 def window_row(results: list[dict], steps: int, wall: float) -> dict:
