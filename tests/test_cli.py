@@ -60,7 +60,7 @@ def experiment(config: str = "{}", env: str = "rware-tiny-2ag-v2") -> str:
         (experiment("{num_envs_per_env_runner: 0}"), "num_envs_per_env_runner must be an integer"),
         (experiment("{n_steps: 0}"), "n_steps must be an integer >= 1, got 0."),
         (experiment("{updates_per_iteration: 0}"), "updates_per_iteration must be an integer"),
-        (experiment("{seed: -1}"), "seed must be an integer >= 0 (or None), got -1."),
+        (experiment("{seed: -1}"), "seed must be an integer from 0 to 2**32-1 (or None), got -1."),
         (
             experiment("{env_config: {max_episode_steps: -5}}", env="Foraging-8x8-2p-2f-v3"),
             "Bad env config for Foraging-8x8-2p-2f-v3: max_episode_steps must be an integer >= 1",

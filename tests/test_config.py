@@ -28,8 +28,18 @@ RWARE = "rware-tiny-2ag-v2"
         (dict(adam_eps=float("nan")), "adam_eps must be a number > 0, got nan."),
         (dict(hidden_sizes=[64, 0]), "hidden_sizes must be a list of layer sizes, each an"),
         (dict(num_envs_per_env_runner=0), "num_envs_per_env_runner must be an integer >= 1"),
-        (dict(seed=-1), "seed must be an integer >= 0 (or None), got -1."),
+        (dict(seed=-1), "seed must be an integer from 0 to 2**32-1 (or None), got -1."),
+        (dict(seed=2**32), "seed must be an integer from 0 to 2**32-1 (or None), got 4294967296."),
         (dict(seac_lambda=True), "seac_lambda must be a number >= 0, got True."),
+        (dict(shared_policy="no"), "shared_policy must be true or false, got 'no'."),
+        (dict(overlap_sampling="false"), "overlap_sampling must be true or false, got 'false'."),
+        (dict(torch_num_threads=-1), "torch_num_threads must be an integer >= 1 (or None"),
+        (dict(num_cpus_for_main_process=-1), "num_cpus_for_main_process must be a number >= 0"),
+        (dict(num_env_runners=-2), "num_env_runners must be an integer >= 0, got -2."),
+        (dict(num_learners=-2), "num_learners must be an integer >= 0, got -2."),
+        (dict(n_steps=10**9), "these settings need at least"),
+        (dict(num_envs_per_env_runner=10**9), "these settings need at least"),
+        (dict(hidden_sizes=[10**9]), "these settings need at least"),
     ],
 )
 def test_bad_training_settings(settings, message):
@@ -38,6 +48,46 @@ def test_bad_training_settings(settings, message):
     with pytest.raises(SEACConfigError, match="Bad SEAC config") as err:
         config.validate()
     assert message in str(err.value)
+
+
+# RLlib's get_state() drops every value equal to -1 (its marker of a deprecated
+# setting), and Algorithm.__init__ validates the config rebuilt from that state.
+MINUS_ONE_SETTINGS = [
+    ("lr", "lr must be a number > 0"),
+    ("gamma", "gamma must be a number in (0, 1]"),
+    ("n_steps", "n_steps must be an integer >= 1"),
+    ("seac_lambda", "seac_lambda must be a number >= 0"),
+    ("entropy_coeff", "entropy_coeff must be a number >= 0"),
+    ("vf_loss_coeff", "vf_loss_coeff must be a number >= 0"),
+    ("adam_eps", "adam_eps must be a number > 0"),
+    ("grad_clip", "grad_clip must be a number > 0"),
+    ("is_weight_clip", "is_weight_clip must be None or > 0"),
+    ("updates_per_iteration", "updates_per_iteration must be an integer >= 1"),
+    ("num_envs_per_env_runner", "num_envs_per_env_runner must be an integer >= 1"),
+    ("num_env_runners", "num_env_runners must be an integer >= 0"),
+    ("num_env_processes_per_env_runner", "num_env_processes_per_env_runner must be"),
+    ("seed", "seed must be an integer from 0 to 2**32-1"),
+    ("torch_num_threads", "torch_num_threads must be an integer >= 1"),
+    ("num_cpus_for_main_process", "num_cpus_for_main_process must be a number >= 0"),
+]
+
+
+@pytest.mark.parametrize("value", [-1, -1.0])
+@pytest.mark.parametrize("name, message", MINUS_ONE_SETTINGS)
+def test_minus_one_is_refused_by_build_algo(name, message, value):
+    config = SEACConfig().environment(RWARE).update_from_dict({name: value})
+    with pytest.raises(SEACConfigError, match="Bad SEAC config") as err:
+        config.build_algo()  # fails at validate(): no Ray, no env runner
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("env_config", [[1, 2], "n_agents=4"])
+def test_env_config_that_is_not_a_mapping(env_config):
+    message = "env_config must be a mapping of the env's settings"
+    with pytest.raises(SEACConfigError, match=message):
+        SEACConfig().environment(RWARE, env_config=env_config)
+    with pytest.raises(SEACConfigError, match=message):
+        SEACConfig().environment(RWARE).update_from_dict({"env_config": env_config})
 
 
 def test_unknown_env_suggests_close_names():

@@ -19,6 +19,21 @@ from rllib_seac.agent_modules import (  # noqa: F401
     all_agents_share,
     complete_grouping,
 )
+from rllib_seac.config_checks import (
+    FLOAT_BYTES,
+    check_bools,
+    check_env_config,
+    check_gamma,
+    check_grad_clip,
+    check_layer_sizes,
+    check_lr,
+    check_memory,
+    check_rllib_settings,
+    is_int,
+    is_number,
+    keep_minus_ones,
+    mlp_parameters,
+)
 
 mark_notices_not_for_seac_shown()
 
@@ -38,13 +53,13 @@ class SEACConfigError(ValueError):
     """A SEAC setting that cannot work, with the one message that says why."""
 
 
-def _is_number(value) -> bool:
-    """A finite int or float (not a bool: YAML's `yes` must not pass as 1)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _fail(msg: str):
+    raise SEACConfigError(f"Bad SEAC config: {msg}")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+# Bytes of one agent's row of a rollout besides its two observations: action (int64),
+# behaviour log-prob, reward (float32), terminated, truncated (bool).
+ROW_BYTES = 8 + 4 + 4 + 1 + 1
 
 
 def _probe_env(env, env_config: dict, algorithm: str = "SEAC"):
@@ -178,6 +193,16 @@ class SEACConfig(AlgorithmConfig):
             self.rollout_fragment_length = n_steps
         return self
 
+    def environment(self, env=NotProvided, *, env_config=NotProvided, **kwargs) -> SEACConfig:
+        if env_config is not NotProvided:
+            check_env_config(env_config, _fail)
+        return super().environment(env, env_config=env_config, **kwargs)
+
+    def get_state(self) -> dict:
+        # RLlib drops settings equal to -1 here; Algorithm.__init__ validates the
+        # config rebuilt from this state.
+        return keep_minus_ones(self, super().get_state())
+
     def env_runners(
         self, *, num_env_processes_per_env_runner: int = NotProvided, **kwargs
     ) -> SEACConfig:
@@ -221,50 +246,28 @@ class SEACConfig(AlgorithmConfig):
 
     def validate(self) -> None:
         self._validate_seac_settings()
+        spaces = None
         if self.env is not None and self.agent_ids is None:
-            self._set_up_agents_from_env()
+            spaces = self._set_up_agents_from_env()
+        self._check_memory(spaces)
         if self.agent_ids is not None:
             self._complete_grouping()
         super().validate()
 
     def _validate_seac_settings(self) -> None:
-        def fail(msg):
-            raise SEACConfigError(f"Bad SEAC config: {msg}")
-
-        if not _is_number(self.seac_lambda) or self.seac_lambda < 0:
+        fail = _fail
+        if not is_number(self.seac_lambda) or self.seac_lambda < 0:
             fail(f"seac_lambda must be a number >= 0, got {self.seac_lambda!r}.")
         for name, low, low_ok in NUMBER_RANGES:
             value = getattr(self, name)
-            if not _is_number(value) or value < low or (value == low and not low_ok):
+            if not is_number(value) or value < low or (value == low and not low_ok):
                 fail(f"{name} must be a number {'>=' if low_ok else '>'} {low}, got {value!r}.")
-        if not _is_number(self.gamma) or not 0 < self.gamma <= 1:
-            fail(f"gamma must be a number in (0, 1], got {self.gamma!r}.")
-        # A number, or RLlib's schedule: [[timestep, lr], ...].
-        schedule = self.lr if isinstance(self.lr, (list, tuple)) else [(0, self.lr)]
-        if not all(
-            isinstance(point, (list, tuple))
-            and len(point) == 2
-            and _is_number(point[1])
-            and point[1] > 0
-            for point in schedule
-        ):
-            fail(f"lr must be a number > 0 (or a schedule of such), got {self.lr!r}.")
-        if self.grad_clip is not None and not (_is_number(self.grad_clip) and self.grad_clip > 0):
-            fail(f"grad_clip must be a number > 0 (or None: no clipping), got {self.grad_clip!r}.")
-        if not isinstance(self.hidden_sizes, (list, tuple)) or not all(
-            _is_int(size) and size >= 1 for size in self.hidden_sizes
-        ):
-            fail(
-                "hidden_sizes must be a list of layer sizes, each an integer >= 1, got "
-                f"{self.hidden_sizes!r}."
-            )
-        if self.seed is not None and not (_is_int(self.seed) and self.seed >= 0):
-            fail(f"seed must be an integer >= 0 (or None), got {self.seed!r}.")
-        if not _is_int(self.num_envs_per_env_runner) or self.num_envs_per_env_runner < 1:
-            fail(
-                "num_envs_per_env_runner must be an integer >= 1, got "
-                f"{self.num_envs_per_env_runner!r}."
-            )
+        check_gamma(self, fail)
+        check_lr(self, fail)
+        check_grad_clip(self, fail)
+        check_layer_sizes("hidden_sizes", self.hidden_sizes, fail)
+        check_rllib_settings(self, fail)
+        check_bools(self, ("shared_policy", "overlap_sampling"), fail)
         if self.seac_target in DEPRECATED_TARGETS:
             new = DEPRECATED_TARGETS[self.seac_target]
             warnings.warn(
@@ -275,18 +278,18 @@ class SEACConfig(AlgorithmConfig):
             self.seac_target = new
         if self.seac_target not in SEAC_TARGETS:
             fail(f"seac_target must be one of {SEAC_TARGETS}, got {self.seac_target!r}.")
-        if not _is_int(self.n_steps) or self.n_steps < 1:
+        if not is_int(self.n_steps) or self.n_steps < 1:
             fail(f"n_steps must be an integer >= 1, got {self.n_steps!r}.")
         clip = self.is_weight_clip
-        if clip is not None and not (_is_number(clip) and clip > 0):
+        if clip is not None and not (is_number(clip) and clip > 0):
             fail(f"is_weight_clip must be None or > 0, got {self.is_weight_clip!r}.")
-        if not _is_int(self.updates_per_iteration) or self.updates_per_iteration < 1:
+        if not is_int(self.updates_per_iteration) or self.updates_per_iteration < 1:
             fail(
                 "updates_per_iteration must be an integer >= 1, got "
                 f"{self.updates_per_iteration!r}."
             )
         processes = self.num_env_processes_per_env_runner
-        if not _is_int(processes) or not 0 <= processes <= self.num_envs_per_env_runner:
+        if not is_int(processes) or not 0 <= processes <= self.num_envs_per_env_runner:
             fail(
                 "num_env_processes_per_env_runner must be an integer from 0 to "
                 f"num_envs_per_env_runner ({self.num_envs_per_env_runner}), got {processes!r}."
@@ -308,13 +311,40 @@ class SEACConfig(AlgorithmConfig):
             fail(f"only framework='torch' is supported, got {self.framework_str!r}.")
         self.rollout_fragment_length = self.n_steps
 
-    def _set_up_agents_from_env(self) -> None:
-        """The env's agent ids, from one instance of it."""
+    def _set_up_agents_from_env(self):
+        """The env's agent ids, from one instance of it; returns the agents' (shared)
+        observation and action spaces."""
         try:
-            agents, _ = _probe_env(self.env, dict(self.env_config))
+            agents, spaces = _probe_env(self.env, dict(self.env_config))
         except ValueError as e:
             raise SEACConfigError(str(e)) from None
         self.agent_ids = agents
+        return spaces
+
+    def _check_memory(self, spaces) -> None:
+        """Refuses sizes whose arrays cannot fit in this machine's memory, before
+        anything allocates them: the rollouts of one update (in the env runners and
+        again in the learner's batch), the networks with their gradients and Adam
+        moments, and the learner's activations (each agent's networks run on every
+        agent's rows). Without the env's spaces (agents given), one input and action."""
+        obs_space, action_space = spaces or (None, None)
+        obs = max(1, int(getattr(obs_space, "shape", None) and math.prod(obs_space.shape) or 1))
+        actions = max(1, int(getattr(action_space, "n", 1)))
+        agents = len(self.agent_ids or []) or 1
+        modules = 1 if self.shared_policy else agents
+        rows = self.n_steps * self.envs_per_update() * agents
+        hidden = list(self.hidden_sizes)
+        parameters = mlp_parameters(obs, hidden, actions) + mlp_parameters(obs, hidden, 1)
+        check_memory(
+            {
+                "rollouts": 2 * rows * (2 * obs * FLOAT_BYTES + ROW_BYTES),
+                # weights, gradients, two Adam moments, the env runners' copy
+                "networks": 5 * modules * parameters * FLOAT_BYTES,
+                "activations": 2 * agents * rows * 2 * sum(hidden) * FLOAT_BYTES,
+            },
+            "n_steps, num_envs_per_env_runner, num_env_runners or hidden_sizes",
+            _fail,
+        )
 
     def _complete_grouping(self) -> None:
         """Keeps the user's `multi_agent(policies=..., policy_mapping_fn=...)`, filling
