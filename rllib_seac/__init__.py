@@ -16,12 +16,18 @@ _LAZY = {
     "SEQL": "rllib_seac.seql",
     "SEQLConfig": "rllib_seac.seql",
     "SEQLConfigError": "rllib_seac.seql",
+    "SEPPO": "rllib_seac.seppo",
+    "SEPPOConfig": "rllib_seac.seppo",
+    "SEPPOConfigError": "rllib_seac.seppo",
 }
 
 __all__ = [
     "SEAC",
     "SEACConfig",
     "SEACConfigError",
+    "SEPPO",
+    "SEPPOConfig",
+    "SEPPOConfigError",
     "SEQL",
     "SEQLConfig",
     "SEQLConfigError",
@@ -33,16 +39,18 @@ __all__ = [
 
 
 def register(envs=None) -> None:
-    """Registers the "SEAC" and "SEQL" trainables and this package's env names (all, or those
-    of `envs`) with Ray Tune."""
+    """Registers the "SEAC", "SEQL" and "SEPPO" trainables and this package's env names
+    (all, or those of `envs`) with Ray Tune."""
     from ray.tune.registry import register_trainable
 
     from rllib_seac.envs import register_envs
     from rllib_seac.seac.algorithm import SEAC
+    from rllib_seac.seppo import SEPPO
     from rllib_seac.seql import SEQL
 
     register_trainable("SEAC", SEAC)
     register_trainable("SEQL", SEQL)
+    register_trainable("SEPPO", SEPPO)
     register_envs(envs)
 
 

@@ -174,3 +174,38 @@ def checkpoint_subcomponents(checkpointable, name: str, components):
     """`Checkpointable._get_subcomponents`: the parts of `components` below
     component `name` ("rl_module/agent_0" -> "agent_0"), or None for all."""
     return checkpointable._get_subcomponents(name, components)
+
+
+# --- Learner: the minibatch iterator (rllib_seac.seppo.learner.SEPPOTorchLearner) ---
+
+
+class ReplacesMinibatchIterator:
+    """Mixin for a Learner that walks the train batch in its own minibatches.
+
+    `Learner.update` gets its minibatches from the private
+    `Learner._create_iterator_if_necessary`, which runs the learner connector on the
+    episodes and wraps the train batch in RLlib's `MiniBatchCyclicIterator` (each
+    module's batch walked and shuffled on its own). With this mixin, when RLlib made
+    that iterator, the learner's `minibatch_iterator(batch, num_epochs=,
+    minibatch_size=, shuffle_batch_per_epoch=, num_total_minibatches=)` gets the same
+    batch and settings (its private attributes) and returns the iterator to use
+    instead; it returns None to keep RLlib's.
+    """
+
+    def _create_iterator_if_necessary(self, **kwargs):
+        from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
+
+        iterator = super()._create_iterator_if_necessary(**kwargs)
+        if type(iterator) is not MiniBatchCyclicIterator:
+            return iterator
+        replacement = self.minibatch_iterator(
+            iterator._batch,
+            num_epochs=iterator._num_epochs,
+            minibatch_size=iterator._minibatch_size,
+            shuffle_batch_per_epoch=iterator._shuffle_batch_per_epoch,
+            num_total_minibatches=iterator._num_total_minibatches,
+        )
+        return iterator if replacement is None else replacement
+
+    def minibatch_iterator(self, batch, **settings):
+        return None
