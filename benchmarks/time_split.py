@@ -8,7 +8,7 @@ step. Wall-clock timers wrap the env batch's step, the batched inference, the
 rollout, the learner's update and the weight copy to the env runner during
 `--iterations` train() calls (after one warm-up call); "other" is the rest of
 train() (RLlib's iteration and metrics). The learner's update is then split on a
-batch of the same shape (medians): for the numpy step (a CPU learner) the batch's
+batch of the same shape (medians): for the fused step (a CPU learner) the batch's
 columns, the bootstrap values V(o_{t+1}), the loss terms and their gradients with
 respect to the networks' outputs, clipping, Adam, and the rest (the MLPs' forward
 and backward).
@@ -43,8 +43,8 @@ def time_calls(cls, name: str, key: str, totals: collections.Counter) -> None:
 def learner_parts(algo, repeats: int = 200) -> dict[str, float]:
     """Median ms of each part of the learner's update, on one sampled batch.
 
-    The numpy step (the default learner on the CPU): see the module docstring.
-    RLlib's path where that step does not apply: loss, zeroing + backward,
+    The fused step (the default learner on the CPU): see the module docstring.
+    Autograd's step where that step does not apply: loss, zeroing + backward,
     clipping, Adam.
     """
     from rllib_seac._rllib_internals import local_learner
@@ -60,15 +60,17 @@ def learner_parts(algo, repeats: int = 200) -> dict[str, float]:
         times[name].append(time.perf_counter() - start)
         return out
 
-    step = learner._current_numpy_step()
+    step = learner._fused_step(batch)
     if step is not None:
         parts = {
             "_stream_data": "batch",
             "_bootstrap_values": "bootstrap_values",
             "_loss_terms": "loss_terms",
-            "_clip": "clip",
-            "_adam_step": "adam",
         }
+        flat = step._flat
+        for method, name in (("clip", "clip"), ("step", "adam")):
+            original = getattr(flat, method)
+            setattr(flat, method, lambda *a, _f=original, _n=name, **k: timed(_n, _f, *a, **k))
         for method, name in parts.items():
             original = getattr(step, method)
             setattr(step, method, lambda *a, _f=original, _n=name, **k: timed(_n, _f, *a, **k))
@@ -77,9 +79,12 @@ def learner_parts(algo, repeats: int = 200) -> dict[str, float]:
             timed("step", step, batches, learner._raise_non_finite)
         for method in parts:
             delattr(step, method)
+        for method in ("clip", "step"):
+            delattr(flat, method)
         steps = times.pop("step")
+        named = [*parts.values(), "clip", "adam"]
         times["forward_and_backward"] = [
-            t - sum(times[n][i] for n in parts.values()) for i, t in enumerate(steps)
+            t - sum(times[n][i] for n in named) for i, t in enumerate(steps)
         ]
     else:
         for _ in range(repeats):

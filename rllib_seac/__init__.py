@@ -73,7 +73,6 @@ MOVED_MODULES = {
             "algorithm",
             "learner",
             "losses",
-            "loss_gradients",
             "rl_module",
             "data_parallel",
             "authors_import",

@@ -13,6 +13,7 @@ import gymnasium as gym
 import pytest
 import torch
 import torch.nn.functional as F
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 from rllib_seac import SEACConfig
@@ -31,11 +32,27 @@ OBS_DIM, N_ACTIONS, N_ENVS, N_STEPS = 6, 4, 3, 5
 GAMMA, VF_COEF, ENT_COEF = 0.99, 0.5, 0.01
 
 
-def make_learner(n_agents, seac_lambda=1.0, seac_target="paper", shared=False):
+def make_learner(
+    n_agents,
+    seac_lambda=1.0,
+    seac_target="paper",
+    shared=False,
+    fused_update="auto",
+    learner_class=None,
+    module_class=None,
+):
     agents = [f"agent_{i}" for i in range(n_agents)]
     config = SEACConfig().training(
-        seac_lambda=seac_lambda, seac_target=seac_target, shared_policy=shared, n_steps=N_STEPS
+        seac_lambda=seac_lambda,
+        seac_target=seac_target,
+        shared_policy=shared,
+        n_steps=N_STEPS,
+        fused_update=fused_update,
     )
+    if learner_class is not None:
+        config.training(learner_class=learner_class)
+    if module_class is not None:
+        config.rl_module(rl_module_spec=RLModuleSpec(module_class=module_class))
     config.agent_ids = agents
     if shared:
         config.multi_agent(policies={SHARED_MODULE_ID}, policy_mapping_fn=all_agents_share)

@@ -1,6 +1,5 @@
 """Several modules' parameters and torch Adam state in flat buffers, one row per module,
-for the hand-written CPU steps of SEAC (`seac/numpy_step.py`) and SEQL
-(`seql/stacked_update.py`).
+for the fused CPU steps of SEAC (`seac/fused_step.py`) and SEQL (`seql/fused_step.py`).
 
 On small networks a gradient step is dominated by per-call dispatch: a clip and an
 Adam step per module cost more than their arithmetic. With every module's parameters,
@@ -19,10 +18,11 @@ and the owner must make its step again.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import torch
+
+from rllib_seac.numerics.clipping import clip_global_norm_rows_
 
 ADAM_KEYS = ("param", "grad", "exp_avg", "exp_avg_sq")
 
@@ -129,21 +129,9 @@ class FlatAdam:
         ) and (not params or list(map(torch.Tensor.data_ptr, self._tracked)) == self._data_ptrs)
 
     def clip(self, grad_clip: float | None) -> np.ndarray:
-        """Each module's gradient scaled to global norm `grad_clip` (per module, as
-        RLlib's `clip_gradients(grad_clip_by="global_norm")`: factor
-        min(clip / (norm + 1e-6), 1)); returns the norms before clipping. A
-        non-finite norm stops before any weight moves."""
-        norms = np.sqrt(np.vecdot(self.grad, self.grad))
-        # (a handful of floats: Python's isfinite over them costs less than numpy's)
-        if not all(map(math.isfinite, norms.tolist())):
-            m = int(np.flatnonzero(~np.isfinite(norms))[0])
-            raise FloatingPointError(
-                f"{self._algorithm} stopped before updating the weights: the gradient of "
-                f"{self._names[m]} is not finite (global norm {norms[m]})."
-            )
-        if grad_clip is not None:
-            self.grad *= np.minimum(grad_clip / (norms + 1e-6), 1.0)[:, None]
-        return norms
+        """Each module's gradient row scaled to global norm `grad_clip`
+        (`clipping.clip_global_norm_rows_`); returns the norms before clipping."""
+        return clip_global_norm_rows_(self.grad, grad_clip, self._algorithm, self._names)
 
     def step(self) -> None:
         """torch's fused Adam on the flat buffers: one call for every module (one per

@@ -38,6 +38,8 @@ from rllib_seac.config_checks import (
 mark_notices_not_for_seac_shown()
 
 SEAC_TARGETS = ("paper", "authors")
+# Whether the learner may take its gradient steps with the fused step (`training`).
+FUSED_UPDATE_MODES = ("auto", "off")
 # seac_target's old name for "authors", still accepted with a FutureWarning (the
 # category Python shows end users by default for deprecated features).
 DEPRECATED_TARGETS = {"reference": "authors"}
@@ -109,6 +111,7 @@ class SEACConfig(AlgorithmConfig):
         self.updates_per_iteration = 100
         self.overlap_sampling = False
         self.hidden_sizes = [64, 64]
+        self.fused_update = "auto"
         # torch threads of each process that runs SEAC's learner or env runner
         # (the driver too, when they run there); None leaves torch's setting alone.
         # A2C's batches are tens of rows: one thread beats several that contend
@@ -146,6 +149,7 @@ class SEACConfig(AlgorithmConfig):
         updates_per_iteration: int = NotProvided,
         overlap_sampling: bool = NotProvided,
         hidden_sizes: list[int] = NotProvided,
+        fused_update: str = NotProvided,
         **kwargs,
     ) -> SEACConfig:
         """Sets SEAC's training settings (and AlgorithmConfig's usual ones: lr, gamma, grad_clip).
@@ -172,6 +176,12 @@ class SEACConfig(AlgorithmConfig):
                 log-probs); an agent's own data is then treated as on-policy
                 although its policy has moved one step. Off: exact A2C.
             hidden_sizes: Hidden layers of both the actor and the critic MLP.
+            fused_update: "auto" (default): on a CPU learner, take each gradient step
+                with the fused step (`seac/fused_step.py`: the same loss
+                differentiated by hand, several times faster on A2C's small
+                batches) while the learner's loss path and the modules are the
+                stock ones and a self-check on a synthetic batch matches autograd;
+                otherwise, and with "off", autograd's step on `compute_losses`.
         """
         super().training(**kwargs)
         for name, value in dict(
@@ -186,6 +196,7 @@ class SEACConfig(AlgorithmConfig):
             updates_per_iteration=updates_per_iteration,
             overlap_sampling=overlap_sampling,
             hidden_sizes=hidden_sizes,
+            fused_update=fused_update,
         ).items():
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -278,6 +289,8 @@ class SEACConfig(AlgorithmConfig):
             self.seac_target = new
         if self.seac_target not in SEAC_TARGETS:
             fail(f"seac_target must be one of {SEAC_TARGETS}, got {self.seac_target!r}.")
+        if self.fused_update not in FUSED_UPDATE_MODES:
+            fail(f"fused_update must be one of {FUSED_UPDATE_MODES}, got {self.fused_update!r}.")
         if not is_int(self.n_steps) or self.n_steps < 1:
             fail(f"n_steps must be an integer >= 1, got {self.n_steps!r}.")
         clip = self.is_weight_clip

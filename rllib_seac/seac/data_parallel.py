@@ -1,8 +1,9 @@
 """Data-parallel SEAC learners (num_learners > 1): each holds an equal share of the envs.
 
 RLlib's data parallelism wraps each module in torch DDP, whose gradient hooks are
-armed only by DDP's own forward call. SEAC's learner evaluates the modules' actor
-and critic directly (stacked across agents), so DDP would never average anything.
+armed only by DDP's own forward call. SEAC's learner evaluates each module on every
+agent's data through the module's own `forward_train` and `compute_values`, never
+DDP's forward, so DDP would never average anything.
 This learner keeps the modules unwrapped and averages the gradients itself: one
 all_reduce per step over every parameter. Each learner's loss is a mean over its
 envs and steps, and the shares are equal (`SEACConfig.validate`), so the average is
@@ -24,9 +25,8 @@ NON_FINITE_ELSEWHERE = (
 
 
 class DataParallelSEACLearner(SEACTorchLearner):
-    # The gradients must be all-reduced before clipping: RLlib's path (with the
-    # hooks below) instead of the single learner's hand-written step.
-    hand_written_gradients = False
+    """The gradients are all-reduced before clipping (the overrides below), so this
+    learner always takes autograd's step: the fused step sees the overrides."""
 
     def _make_modules_ddp_if_necessary(self) -> None:
         # Instead of wrapping in DDP (see the module docstring): start every learner

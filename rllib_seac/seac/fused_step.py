@@ -1,24 +1,27 @@
-"""The learner's hand-written gradient step for a learner on the CPU: numpy for the
-many small operations, torch for the few large ones.
+"""SEAC's fused update step: Eqs. 4 and 5 differentiated by hand, every agent at once,
+numpy for the many small operations and torch for the few large ones. A speed option
+(`SEACConfig.training(fused_update="auto")`, the default), not the definition: the
+loss is `losses.py` as `SEACTorchLearner.compute_losses` assembles it, and the learner
+uses this step only when that loss, the optimizer step and the modules are the stock
+ones and a self-check on a synthetic batch gives autograd's gradients
+(`SEACTorchLearner._fused_step`). You may ignore this file.
 
-On Table 2's batch (4 envs x 5 steps per agent, 64x64 MLPs) the torch step of
-`loss_gradients` is about a hundred small torch calls, each tens of thousands of
-instructions of dispatch around a few thousand of arithmetic. Here the batch's
-columns, the loss terms of `losses` (Eqs. 4 and 5, the entropy bonus, n-step targets,
-IS weights), their closed-form gradients with respect to the logits and V(o) (as
-`loss_gradients.logits_gradient` and `values_gradient`) and each agent's clipping to
-its own global norm run in numpy, whose per-call cost is a fraction of torch's. The
-stacked MLPs' batched matmuls (`loss_gradients.mlp_forward` and `mlp_backward`: MKL,
-cheaper than numpy's matmuls at these sizes) and one fused Adam call over every module
-(`fused_adam`) stay in torch. The learner's autograd path stays the reference:
-tests/test_hand_written_gradients.py checks this step against it.
+On Table 2's batch (4 envs x 5 steps per agent, 64x64 MLPs) autograd's step is a few
+hundred small torch calls, each tens of thousands of instructions of dispatch around a
+few thousand of arithmetic. Here the batch's columns, the loss terms (n-step targets,
+IS weights, Eqs. 4 and 5, the entropy bonus), their closed-form gradients with
+respect to the logits and V(o), and each agent's clipping to its own global norm run
+in numpy, whose per-call cost is a fraction of torch's. The stacked MLPs' batched
+matmuls (`numerics.stacked_mlp`: MKL, cheaper than numpy's matmuls at these sizes)
+and one fused Adam call over every module (`numerics.flat_adam`) stay in torch.
+tests/test_fused_step.py checks this step against autograd's.
 
 The step works in place on RLlib's tensors: when it is made, every module's parameters
 and its torch Adam's state (exp_avg, exp_avg_sq, step) are moved into flat buffers, one
-row per module, that the numpy arrays and torch views share (`flat_adam.FlatAdam`, also
-SEQL's). Checkpoints, `get_state`, the weight copy to env runners and RLlib's LR
-schedules keep seeing the usual modules and optimizers; `is_current` says when RLlib has
-replaced those tensors (an optimizer state restore) and the learner makes the step again.
+row per module, that the numpy arrays and torch views share (`FlatAdam`, also SEQL's).
+Checkpoints, `get_state`, the weight copy to env runners and RLlib's LR schedules keep
+seeing the usual modules and optimizers; `is_current` says when RLlib has replaced
+those tensors (an optimizer state restore) and the learner makes the step again.
 
 Shapes as in `losses`: [M, K', E, T] per sample (M modules, K' streams each module is
 evaluated on, E envs, T steps), A actions, n = E * T.
@@ -40,8 +43,8 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.flat_adam import FlatAdam
-from rllib_seac.seac import loss_gradients
+from rllib_seac.numerics.flat_adam import FlatAdam
+from rllib_seac.numerics.stacked_mlp import layers_of, mlp_backward, mlp_forward
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -56,8 +59,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def n_step_targets(rewards, bootstrap_values, terminateds, truncateds, gamma: float) -> np.ndarray:
-    """`losses.n_step_targets` in numpy: y_t = r_t + gamma (1 - terminated_t) * (V(o_{t+1})
-    where the chain is cut: the rollout's end and truncations; else y_{t+1}).
+    """The n-step targets of `losses.n_step_targets`, in numpy: y_t = r_t + gamma
+    (1 - terminated_t) * (V(o_{t+1}) where the chain is cut: the rollout's end and
+    truncations; else y_{t+1}).
 
     Written as y_t = start_t + carry_t * y_{t+1}, start and carry computed for every t at once.
     """
@@ -88,7 +92,7 @@ COLUMN_GROUPS = (
 )
 
 
-class NumpyStep:
+class FusedStep:
     """One SEAC gradient step of every module at once, in place on RLlib's tensors.
 
     `layers` are the learner's `_linear_layers`: per network ("actor", "critic"), the
@@ -134,9 +138,7 @@ class NumpyStep:
             views = [self._flat.stacked(j) for j in range(start, end)]
             self._grads[net] = [self._flat.stacked(j, grad) for j in range(start, end)]
             self._nets[net], start = (views[::2], views[1::2]), end
-        self._layers = {net: loss_gradients.layers_of(*views) for net, views in self._nets.items()}
-        self._tensors = (self._flat.buffers, self._flat.steps)
-        self._grad = self._flat.grad
+        self._layers = {net: layers_of(*views) for net, views in self._nets.items()}
 
     def is_current(self, params: bool = True) -> bool:
         """Whether the optimizers' state and, with `params`, the modules' parameters
@@ -144,13 +146,21 @@ class NumpyStep:
         return self._flat.is_current(params)
 
     def __call__(self, batches: list[dict], on_non_finite_loss) -> dict[str, np.ndarray]:
-        """One gradient step on the modules' batches (in module order); returns the
-        loss terms per module. `on_non_finite_loss(data, terms)` is called, before any
-        weight moves, if a module's loss is not finite."""
+        """One gradient step on the modules' batches (in module order): `gradients`,
+        then each module's clip and Adam step. Returns the loss terms per module."""
+        terms = self.gradients(batches, on_non_finite_loss)
+        self._flat.clip(self._grad_clip)
+        self._flat.step()
+        return terms
+
+    def gradients(self, batches: list[dict], on_non_finite_loss) -> dict[str, np.ndarray]:
+        """The loss terms per module, with every module's gradient (not yet clipped)
+        left in the flat gradient buffer (`flat_gradients`). `on_non_finite_loss(data,
+        terms)` is called, before any weight moves, if a module's loss is not finite."""
         data = self._stream_data(batches)
         inputs = self._net_inputs(data[OBS])
-        actor = loss_gradients.mlp_forward(self._layers["actor"], inputs)
-        critic = loss_gradients.mlp_forward(self._layers["critic"], inputs)
+        actor = mlp_forward(self._layers["actor"], inputs)
+        critic = mlp_forward(self._layers["critic"], inputs)
         lead = self._pair_shape(data[OBS])
         logits = actor[-1].numpy().reshape(*lead, -1)
         values = critic[-1].numpy().reshape(lead)
@@ -162,11 +172,21 @@ class NumpyStep:
         d_logits = torch.from_numpy(terms["d_logits"].reshape(n_modules, -1, logits.shape[-1]))
         d_values = torch.from_numpy(terms["d_values"].reshape(n_modules, -1, 1))
         for net, d_outputs, outputs in (("actor", d_logits, actor), ("critic", d_values, critic)):
-            weights = self._nets[net][0]
-            loss_gradients.mlp_backward(weights, outputs, d_outputs, out=self._grads[net])
-        self._clip()
-        self._adam_step()
+            mlp_backward(self._nets[net][0], outputs, d_outputs, out=self._grads[net])
         return terms
+
+    def flat_gradients(self, parameters: list) -> list[torch.Tensor]:
+        """The gradients `gradients` left, one per parameter of `parameters` (the
+        modules' parameters, which view the same buffers at the same offsets)."""
+        grad = self._flat.buffers["grad"].reshape(-1)
+        base = self._flat.buffers["param"].untyped_storage().data_ptr()
+        views = []
+        for p in parameters:
+            if p.untyped_storage().data_ptr() != base:
+                raise ValueError("a parameter outside the fused step's buffers")
+            start = p.storage_offset()
+            views.append(grad[start : start + p.numel()].view_as(p))
+        return views
 
     def _stream_data(self, batches) -> dict[str, np.ndarray]:
         """Each column as per-agent [K, E, T, ...] streams, agents in module order."""
@@ -213,7 +233,7 @@ class NumpyStep:
         # (count_nonzero: a plain C loop, where .any() sets up a ufunc reduction)
         every_step = np.count_nonzero(truncateds[..., :-1]) > 0
         rows = next_obs if every_step else next_obs[..., -1:, :]
-        values = loss_gradients.mlp_forward(self._layers["critic"], self._net_inputs(rows))[-1]
+        values = mlp_forward(self._layers["critic"], self._net_inputs(rows))[-1]
         return values.numpy().reshape(self._pair_shape(rows))
 
     def _indices(self, shape: tuple) -> tuple:
@@ -228,8 +248,13 @@ class NumpyStep:
         return self._by_batch_shape[shape]
 
     def _loss_terms(self, data, logits, values, next_values) -> dict[str, np.ndarray]:
-        """Eqs. 4 and 5 per module (as `SEACTorchLearner._loss_terms`) and their
-        gradients with respect to the logits and V(o) (as `loss_gradients`)."""
+        """Eqs. 4 and 5 per module (as `SEACTorchLearner.loss_terms`) and their
+        gradients with respect to the logits and V(o):
+
+        - Eq. 4's term -c A log pi(a|o) / n (c, A constants) gives -c A (onehot(a) - pi) / n;
+        - the bonus -entropy_coeff * H / n on own streams gives entropy_coeff * pi (log pi + H) / n;
+        - Eq. 5's c (y - V)^2 / n (y constant) gives -2 c (y - V) / n.
+        """
         cfg = self._config
         first_logit, entropy_coeff = self._indices(values.shape)
         action_index = first_logit + self._pairs(data[ACTIONS])
@@ -273,8 +298,7 @@ class NumpyStep:
         policy, value, bonus = losses
         total = policy + cfg.vf_loss_coeff * value - cfg.entropy_coeff * bonus
 
-        # d total / d logits: -c A (onehot(a) - pi) / n from Eq. 4, and from the bonus
-        # entropy_coeff * pi (log pi + H) / n on own streams (`loss_gradients`).
+        # d total / d logits: from Eq. 4 and from the bonus (see the docstring).
         n = values.shape[-2] * values.shape[-1]
         scaled = weights * advantages / n  # c A / n
         d_logits = probs * scaled[..., None]
@@ -292,12 +316,3 @@ class NumpyStep:
             "d_logits": d_logits,
             "d_values": scaled * (-2.0 * cfg.vf_loss_coeff),  # Eq. 5: c (y - V)^2 / n
         }
-
-    def _clip(self) -> None:
-        """Each module's gradient scaled to global norm `grad_clip` (per agent, as in
-        A2C); a non-finite norm stops before any weight moves."""
-        self._flat.clip(self._grad_clip)
-
-    def _adam_step(self) -> None:
-        """Every module's Adam step in one fused call (`FlatAdam.step`)."""
-        self._flat.step()

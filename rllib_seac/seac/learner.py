@@ -1,12 +1,22 @@
-"""SEACTorchLearner: Eqs. 4 and 5 for every agent in one learner step."""
+"""SEACTorchLearner: Eqs. 4 and 5 for every agent in one learner step.
+
+The loss is written once: the terms in `losses.py`, assembled per module by
+`compute_losses` and differentiated by autograd. That is what trains unless the fused
+step applies (`fused_update="auto"`, the default, on the CPU): the same loss
+differentiated by hand for speed (`fused_step.py`), used only while this learner's
+loss path and the modules are the stock ones, and after a self-check on a synthetic
+batch has given autograd's gradients.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.policy.sample_batch import MultiAgentBatch
 from ray.rllib.utils.metrics import (
@@ -18,7 +28,6 @@ from ray.rllib.utils.metrics import (
     NUM_MODULE_STEPS_TRAINED_LIFETIME,
     WEIGHTS_SEQ_NO,
 )
-from torch.optim.adam import adam as adam_step
 
 from rllib_seac import _rllib_internals
 from rllib_seac.agent_modules import module_of_each_agent
@@ -32,10 +41,40 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
-from rllib_seac.seac import loss_gradients, losses
-from rllib_seac.seac.numpy_step import NumpyStep
-from rllib_seac.seac.rl_module import stack_mlps, stacked_forward
+from rllib_seac.numerics.clipping import clip_global_norm_
+from rllib_seac.numerics.stacked_mlp import relu_mlp_linears
+from rllib_seac.seac import losses
+from rllib_seac.seac.fused_step import FusedStep
+from rllib_seac.seac.rl_module import SEACTorchRLModule
 from rllib_seac.torch_threads import set_torch_threads
+
+logger = logging.getLogger(__name__)
+
+# What the fused step computes in place of these learner methods and RLModule methods:
+# it is used only while a learner and its modules override none of them.
+LOSS_PATH = (
+    "compute_losses",
+    "compute_loss_for_module",
+    "loss_terms",
+    "forward_streams",
+    "n_step_targets",
+    "importance_weights",
+    "experience_weights",
+    "policy_loss",
+    "value_loss",
+    "entropy_bonus",
+    "total_loss",
+    "compute_gradients",
+    "postprocess_gradients",
+    "postprocess_gradients_for_module",
+    "apply_gradients",
+    "configure_optimizers_for_module",
+)
+MODULE_PATH = ("forward_train", "_forward_train", "compute_values", "setup")
+# The fused step's gradients against autograd's on the self-check's synthetic batch:
+# the largest difference per parameter tensor, relative to that tensor's largest
+# gradient (float32 sums in another order differ by about 1e-6).
+SELF_CHECK_TOLERANCE = 1e-4
 
 
 def _nothing_trained() -> dict:
@@ -55,14 +94,28 @@ def _is_plain_adam(optimizer, params: list) -> bool:
     return same and plain and not group["differentiable"]
 
 
+def overridden(obj, base: type, names: tuple) -> list[str]:
+    """Those of `names` that type(obj) defines otherwise than `base`."""
+    return [n for n in names if getattr(type(obj), n, None) is not getattr(base, n, None)]
+
+
 class SEACTorchLearner(TorchLearner):
     """Trains agent i on its own batch and on every other agent k's batch.
 
-    All modules are evaluated on all agents' data in one batched call per
-    network (actor, critic), with the modules' parameters stacked: the cost
-    grows with the number of samples, not with N x N small forward passes.
+    Every module is evaluated on the data of every agent it learns from through its
+    `forward_train` and `compute_values` (`forward_streams`); the loss terms are
+    methods (`policy_loss`, `value_loss`, ...) so that a subclass can change one.
     With lambda = 0 (IAC) only own data is evaluated, so IAC is plain A2C.
     """
+
+    # The terms of Eqs. 4 and 5 (`losses.py`), each overridable on its own.
+    n_step_targets = staticmethod(losses.n_step_targets)
+    importance_weights = staticmethod(losses.importance_weights)
+    experience_weights = staticmethod(losses.experience_weights)
+    policy_loss = staticmethod(losses.policy_loss)
+    value_loss = staticmethod(losses.value_loss)
+    entropy_bonus = staticmethod(losses.entropy_bonus)
+    total_loss = staticmethod(losses.total_loss)
 
     def build(self) -> None:
         super().build()
@@ -98,13 +151,11 @@ class SEACTorchLearner(TorchLearner):
         self._has_other_data = bool((~self._is_own).any())
         self._stats: dict = {}
         self._trained = _nothing_trained()
-        self._layers = self._linear_layers() if self.hand_written_gradients else None
-        self._adam_state = None  # (optimizers' state dicts, Adam's per-parameter lists)
-        # On the CPU the hand-written step runs in numpy (`numpy_step`), made at the
-        # first step that finds Adam's state, and again after RLlib replaces it.
-        self._numpy_allowed = self._layers is not None and device.type == "cpu"
-        self._numpy_step = None
-        # Whether the next step checks every parameter's memory (`_current_numpy_step`).
+        # The fused step: made at the first step that finds Adam's state (and again
+        # after RLlib replaces the tensors it works on), unless `_fused_off` says why not.
+        self._fused: FusedStep | None = None
+        self._fused_off: str | None = None
+        # Whether the next step checks every parameter's memory (`_fused_step`).
         self._check_params = True
         # Without LR schedules the lrs stay put between reports, so the direct path
         # runs RLlib's `after_gradient_based_update` (it steps the schedules and logs
@@ -113,55 +164,6 @@ class SEACTorchLearner(TorchLearner):
             isinstance(self.config.get_config_for_module(m).lr, (list, tuple))
             for m in self._module_ids
         )
-
-    # Subclasses that change how gradients are computed or combined (e.g. the
-    # data-parallel learner's all-reduce) set this to False: RLlib's path then runs.
-    hand_written_gradients = True
-
-    def _linear_layers(self) -> dict[str, tuple] | None:
-        """Per network, the modules' Linear weights and biases by layer, if every
-        module is a ReLU MLP pair (actor, critic) whose parameters are exactly those
-        layers' weights and biases in that order, trained by one Adam each, without
-        grad scalers or LR scheduler classes: the case `loss_gradients` covers.
-        None otherwise."""
-        if _rllib_internals.torch_learner_customises_optimizer_step(self):
-            return None
-        clips = {self.config.get_config_for_module(m).grad_clip for m in self._module_ids}
-        if len(clips) != 1:
-            return None
-        layers = {}
-        for net in ("actor", "critic"):
-            layers[net] = []
-            for mid in self._module_ids:
-                seq = getattr(self.module[mid], net, None)
-                if not isinstance(seq, torch.nn.Sequential) or len(seq) % 2 != 1:
-                    return None
-                kinds = [type(layer) for layer in seq]
-                if kinds != [torch.nn.Linear, torch.nn.ReLU] * (len(seq) // 2) + [torch.nn.Linear]:
-                    return None
-                layers[net].append(list(seq)[::2])
-        optimizers = []
-        for m, mid in enumerate(self._module_ids):
-            expected = [
-                p
-                for net in ("actor", "critic")
-                for linear in layers[net][m]
-                for p in (linear.weight, linear.bias)
-            ]
-            named = self.get_optimizers_for_module(mid)
-            if len(named) != 1 or not _is_plain_adam(named[0][1], expected):
-                return None
-            optimizers.append(named[0][1])
-        self._optimizers, self._grad_clip = optimizers, clips.pop()
-        # Per net, per layer: the modules' weights and biases (parameters, not
-        # looked up through nn.Module at every step).
-        return {
-            net: (
-                [[m[i].weight for m in per_module] for i in range(len(per_module[0]))],
-                [[m[i].bias for m in per_module] for i in range(len(per_module[0]))],
-            )
-            for net, per_module in layers.items()
-        }
 
     def configure_optimizers_for_module(self, module_id, config=None):
         params = self.get_parameters(self.module[module_id])
@@ -175,28 +177,26 @@ class SEACTorchLearner(TorchLearner):
     def postprocess_gradients_for_module(self, *, module_id, config=None, module_gradients_dict):
         """Clips agent i's gradients to global norm `grad_clip` (per agent, as in A2C).
 
-        One fused norm per module instead of RLlib's loop over tensors; the same
-        norm checks for NaN/inf, which stops training before any weight moves
-        (RLlib's own scans are off through `torch_skip_nan_gradients`).
-        """
+        A non-finite norm stops training before any weight moves (RLlib's own scans
+        are off through `torch_skip_nan_gradients`)."""
         grads = [g for g in module_gradients_dict.values() if g is not None]
-        if not grads:
-            return module_gradients_dict
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        if not torch.isfinite(norm):
-            raise FloatingPointError(
-                f"SEAC stopped before updating the weights: the gradient of {module_id} "
-                f"is not finite (global norm {norm.item()})."
-            )
-        if config.grad_clip is not None:
-            torch._foreach_mul_(grads, torch.clamp(config.grad_clip / (norm + 1e-6), max=1.0))
+        if grads:
+            clip_global_norm_(grads, config.grad_clip, "SEAC", module_id)
         return module_gradients_dict
 
     def compute_losses(self, *, fwd_out, batch):
+        """Eqs. 4 and 5 per module. `fwd_out` is not read: module i is evaluated on
+        every agent's data, not only its own batch, by `forward_streams`."""
         data, pairs = self._data_and_pairs(batch)
-        logits, values, next_values = self._evaluate(data, pairs)
-        terms = self._loss_terms(data, pairs, logits, values, next_values)
+        logits, values, next_values = self.forward_streams(data, pairs)
+        terms = self.loss_terms(data, pairs, logits, values, next_values)
         return {mid: terms["total"][m] for m, mid in enumerate(self._module_ids)}
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        raise NotImplementedError(
+            "SEAC's loss of one agent depends on every agent's data; it is computed "
+            "for all modules at once in `compute_losses`."
+        )
 
     def _data_and_pairs(self, batch):
         data = self._stream_data(batch)  # column -> [K, E, T, ...], agent order
@@ -205,9 +205,55 @@ class SEACTorchLearner(TorchLearner):
         pair_columns = COLUMNS[2:] if self._shared_inputs else COLUMNS
         return data, {col: data[col][self._streams] for col in pair_columns}
 
-    def _loss_terms(self, data, pairs, logits, values, next_values) -> dict:
-        """Eqs. 4 and 5 per module from the networks' outputs, and what their
-        gradients need; stops on a non-finite loss."""
+    def _stream_data(self, batch) -> dict[str, torch.Tensor]:
+        """Splits each module's rows back into per-agent [E, T] streams."""
+        n_steps = self.config.n_steps
+        columns = {}
+        for col in COLUMNS:
+            parts = []
+            for mid, n_agents in zip(self._module_ids, self._agents_per_module):
+                value = batch[mid][col]
+                parts.append(value.reshape(n_agents, -1, n_steps, *value.shape[1:]))
+            columns[col] = torch.cat(parts)
+        return columns
+
+    def forward_streams(self, data, pairs):
+        """Each module i on the streams k it learns from: the logits of pi_i(.|o^k),
+        V_i(o^k) and the bootstrap values V_i(o^k_{t+1}), [M, K', E, T(, A)], through
+        the modules' `forward_train` and `compute_values`."""
+        # Shared: every module sees every agent's data, [K, E, T, D]; else module m
+        # sees its own agents' data, [M, K', E, T, D].
+        source = data if self._shared_inputs else pairs
+        obs, next_obs = source[OBS], source[NEXT_OBS]
+        # The n-step targets read V(o_{t+1}) only where the chain is cut: the last
+        # step, and truncations (rare). Targets are constants, so no graph.
+        every_step = bool(source[TRUNCATEDS][..., :-1].any())
+        rows = next_obs if every_step else next_obs[..., -1:, :]
+        logits, values, next_values = [], [], []
+        for m, mid in enumerate(self._module_ids):
+            module = self.module[mid]
+            x = obs if self._shared_inputs else obs[m]
+            flat = {Columns.OBS: x.reshape(-1, x.shape[-1])}
+            logits.append(module.forward_train(flat)[Columns.ACTION_DIST_INPUTS])
+            values.append(module.compute_values(flat))
+            nxt = rows if self._shared_inputs else rows[m]
+            with torch.no_grad():
+                next_values.append(
+                    module.compute_values({Columns.OBS: nxt.reshape(-1, nxt.shape[-1])})
+                )
+        lead = (len(self._module_ids), *x.shape[:-1])
+        logits = torch.stack(logits).reshape(*lead, -1)
+        values = torch.stack(values).reshape(lead)
+        next_rows = torch.stack(next_values).reshape(*lead[:-1], -1)
+        if every_step:
+            return logits, values, next_rows
+        next_values = torch.zeros_like(values)
+        next_values[..., -1:] = next_rows
+        return logits, values, next_values
+
+    def loss_terms(self, data, pairs, logits, values, next_values) -> dict:
+        """Eqs. 4 and 5 per module from the networks' outputs; stops on a non-finite
+        loss. Returns the per-module total (what trains) and its terms."""
         cfg = self.config
         log_pi = F.log_softmax(logits, dim=-1)
         logp = log_pi.gather(-1, pairs[ACTIONS].long().unsqueeze(-1)).squeeze(-1)
@@ -218,7 +264,7 @@ class SEACTorchLearner(TorchLearner):
             streams = torch.arange(len(self._owner), device=self._owner.device)
             next_values = next_values[self._owner, streams].expand_as(next_values)
         # y^k_i of Eq. 5: n-step targets, bootstrapped with V_i (paper) or V_k.
-        targets = losses.n_step_targets(
+        targets = self.n_step_targets(
             pairs[REWARDS],
             next_values,
             pairs[TERMINATEDS],
@@ -226,13 +272,13 @@ class SEACTorchLearner(TorchLearner):
             cfg.gamma,
         )
         advantages = targets - values
-        is_weights = losses.importance_weights(logp, pairs[BEHAVIOUR_LOGP], cfg.is_weight_clip)
-        weights = losses.experience_weights(self._is_own, is_weights, cfg.seac_lambda)
+        is_weights = self.importance_weights(logp, pairs[BEHAVIOUR_LOGP], cfg.is_weight_clip)
+        weights = self.experience_weights(self._is_own, is_weights, cfg.seac_lambda)
 
-        policy = losses.policy_loss(logp, advantages, weights)  # Eq. 4
-        value = losses.value_loss(advantages, weights)  # Eq. 5
-        bonus = losses.entropy_bonus(entropy, self._is_own)
-        total = losses.total_loss(policy, value, bonus, cfg.vf_loss_coeff, cfg.entropy_coeff)
+        policy = self.policy_loss(logp, advantages, weights)  # Eq. 4
+        value = self.value_loss(advantages, weights)  # Eq. 5
+        bonus = self.entropy_bonus(entropy, self._is_own)
+        total = self.total_loss(policy, value, bonus, cfg.vf_loss_coeff, cfg.entropy_coeff)
 
         if not torch.isfinite(total).all():
             terms = {"policy_loss": policy.detach(), "value_loss": value.detach()}
@@ -242,12 +288,7 @@ class SEACTorchLearner(TorchLearner):
         if self._has_other_data:  # each module's IS weights on other agents' data
             others = is_weights[self._others].reshape(len(is_weights), -1)
         self._accumulate_stats(stats, others)
-        return {
-            "total": total,
-            "log_pi": log_pi,
-            "advantages": advantages,
-            "experience_weights": weights,
-        }
+        return {"total": total, "policy_loss": policy, "value_loss": value, "entropy": bonus}
 
     def _raise_non_finite(self, data, terms) -> None:
         """Stops before the optimiser step, naming the module, the term and the cause
@@ -270,205 +311,173 @@ class SEACTorchLearner(TorchLearner):
             f"is not finite. Non-finite inputs: {', '.join(causes) or 'none'}."
         )
 
-    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        raise NotImplementedError(
-            "SEAC's loss of one agent depends on every agent's data; it is computed "
-            "for all modules at once in `compute_losses`."
-        )
+    # --- the fused step: when it may run, and its self-check ---
 
-    def _stream_data(self, batch) -> dict[str, torch.Tensor]:
-        """Splits each module's rows back into per-agent [E, T] streams."""
-        n_steps = self.config.n_steps
-        columns = {}
-        for col in COLUMNS:
-            parts = []
-            for mid, n_agents in zip(self._module_ids, self._agents_per_module):
-                value = batch[mid][col]
-                parts.append(value.reshape(n_agents, -1, n_steps, *value.shape[1:]))
-            columns[col] = torch.cat(parts)
-        return columns
-
-    def _evaluate(self, data, pairs, forward=None):
-        """logits, V(o_t) and bootstrap values V(o_{t+1}) of every module on its
-        streams, [M, K', E, T]. `forward(net, x)` runs the stacked networks (by
-        default with autograd's graph through `stack_mlps`)."""
-        modules = [self.module[mid] for mid in self._module_ids]
-        shared = self._shared_inputs
-        # Shared: every module sees every agent's data, [K, E, T, D]; else module m
-        # sees its own agents' data, [M, K', E, T, D].
-        source = data if shared else pairs
-        obs, next_obs = source[OBS], source[NEXT_OBS]
-        lead = ((len(modules),) if shared else ()) + obs.shape[:-1]
-        if forward is None:
-
-            def forward(net, flat):
-                return stacked_forward(stack_mlps([getattr(m, net) for m in modules]), flat)
-
-        def run(net: str, x: torch.Tensor) -> torch.Tensor:
-            flat = (
-                x.reshape(-1, x.shape[-1]) if shared else x.reshape(len(modules), -1, x.shape[-1])
-            )
-            return forward(net, flat).reshape(*lead[:-1], -1)
-
-        logits = run("actor", obs).reshape(*lead, -1)
-        values = run("critic", obs)
-        # The n-step targets read V(o_{t+1}) only where the chain is cut: the last
-        # step, and truncations (rare). Targets are constants, so no graph either.
-        with torch.no_grad():
-            if source[TRUNCATEDS][..., :-1].any():
-                next_values = run("critic", next_obs)
-            else:
-                next_values = torch.zeros_like(values)
-                next_values[..., -1:] = run("critic", next_obs[..., -1:, :])
-        return logits, values, next_values
-
-    @torch.no_grad()
-    def _hand_written_update(self, batch) -> dict:
-        """One gradient step with `loss_gradients` instead of autograd: the same
-        loss terms (`_loss_terms`), per-agent clipping and Adam as RLlib's path, with
-        every module's gradients computed, clipped and applied at once."""
-        stacked = {net: self._stacked(net) for net in ("actor", "critic")}
-        outputs = {}
-
-        def forward(net, flat):
-            layer_outputs = loss_gradients.mlp_forward(
-                loss_gradients.layers_of(*stacked[net]), flat
-            )
-            outputs.setdefault(net, layer_outputs)  # the first call is on o_t
-            return layer_outputs[-1]
-
-        data, pairs = self._data_and_pairs(batch)
-        logits, values, next_values = self._evaluate(data, pairs, forward)
-        terms = self._loss_terms(data, pairs, logits, values, next_values)
-        cfg, n_modules = self.config, len(self._module_ids)
-        d_logits = loss_gradients.logits_gradient(
-            terms["log_pi"],
-            pairs[ACTIONS].long(),
-            terms["advantages"],
-            terms["experience_weights"],
-            self._is_own,
-            cfg.entropy_coeff,
-        )
-        d_values = loss_gradients.values_gradient(
-            terms["advantages"], terms["experience_weights"], cfg.vf_loss_coeff
-        )
-        grads = loss_gradients.mlp_backward(
-            stacked["actor"][0], outputs["actor"], d_logits.reshape(n_modules, -1, logits.shape[-1])
-        ) + loss_gradients.mlp_backward(
-            stacked["critic"][0], outputs["critic"], d_values.reshape(n_modules, -1, 1)
-        )
-        self._clip(grads)
-        self._adam_step(grads)
-        total = terms["total"]
-        return {mid: total[m] for m, mid in enumerate(self._module_ids)}
-
-    def _current_numpy_step(self) -> NumpyStep | None:
-        """The numpy step on the modules' and optimizers' current tensors, or None
-        where it does not apply (not on the CPU, Adam's state not made yet, settings
-        it does not cover): made again when RLlib has replaced those tensors."""
-        if not self._numpy_allowed:
+    def _fused_step(self, batch: MultiAgentBatch) -> FusedStep | None:
+        """The fused step on the modules' and optimizers' current tensors, or None
+        where autograd's step runs: settings or classes it does not cover (decided
+        once, one log line), Adam's state not made yet (the first update makes it)."""
+        if self._fused_off is not None:
             return None
-        step = self._numpy_step
+        step = self._fused
         # RLlib's optimizer restore (it replaces the optimizers' state) is looked for
         # at every step; the parameters' memory (a `.data` assignment: one torch call
         # per parameter, ~1 % of a 4-agent update) at the first step after each
         # report, as only code between training iterations replaces it.
         check_params, self._check_params = self._check_params, False
-        if step is None or not step.is_current(params=check_params):
-            if not self._adam_ready():
-                return None
-            if not NumpyStep.supports(self._optimizers):
-                return None
-            step = self._numpy_step = NumpyStep(
-                layers=self._layers,
-                optimizers=self._optimizers,
-                config=self.config,
-                grad_clip=self._grad_clip,
-                module_ids=self._module_ids,
-                streams=self._streams.tolist(),
-                owner=self._owner.tolist(),
-                is_own=self._is_own.tolist(),
-                shared=self._shared_inputs,
-            )
+        if step is not None and step.is_current(params=check_params):
+            return step
+        if not self._adam_ready():
+            return None
+        layers = self._fused_layers()
+        if isinstance(layers, str):
+            return self._turn_fused_off(layers)
+        first = step is None
+        step = FusedStep(
+            layers=layers,
+            optimizers=self._optimizers,
+            config=self.config,
+            grad_clip=self._grad_clip,
+            module_ids=self._module_ids,
+            streams=self._streams.tolist(),
+            owner=self._owner.tolist(),
+            is_own=self._is_own.tolist(),
+            shared=self._shared_inputs,
+        )
+        if first:
+            failed = self._self_check(step, batch)
+            if failed:
+                return self._turn_fused_off(failed, warn=True)
+        self._fused = step
         return step
 
-    def _numpy_update(self, step: NumpyStep, batch: MultiAgentBatch) -> dict:
-        """One gradient step in numpy (`numpy_step`); the per-module losses."""
+    def _turn_fused_off(self, reason: str, warn: bool = False) -> None:
+        self._fused_off = reason
+        if self.config.fused_update != "off":
+            (logger.warning if warn else logger.info)(
+                "SEAC trains through autograd, not the fused step: %s.", reason
+            )
+
+    def _fused_layers(self) -> dict | str:
+        """Per network, the modules' Linear layers, where the fused step computes what
+        this learner would: else why not."""
+        if self.config.fused_update == "off":
+            return "fused_update='off'"
+        if self.device.type != "cpu":
+            return f"the learner is on {self.device}, the fused step on the CPU only"
+        changed = overridden(self, SEACTorchLearner, LOSS_PATH)
+        if changed:
+            return f"{type(self).__name__} overrides {', '.join(changed)}"
+        if _rllib_internals.torch_learner_customises_optimizer_step(self):
+            return "the optimizer step is customised (grad scaler, LR scheduler or compile)"
+        clips = {self.config.get_config_for_module(m).grad_clip for m in self._module_ids}
+        if len(clips) != 1:
+            return "the modules clip their gradients differently"
+        layers = {"actor": [], "critic": []}
+        for mid in self._module_ids:
+            module = self.module[mid]
+            changed = overridden(module, SEACTorchRLModule, MODULE_PATH)
+            if not isinstance(module, SEACTorchRLModule) or changed:
+                return f"module {mid} is a {type(module).__name__} ({', '.join(changed)})"
+            for net in layers:
+                linears = relu_mlp_linears(getattr(module, net))
+                if linears is None:
+                    return f"the {net} of {mid} is not a ReLU MLP"
+                layers[net].append(linears)
+        optimizers = []
+        for m, mid in enumerate(self._module_ids):
+            expected = [
+                p
+                for net in layers
+                for linear in layers[net][m]
+                for p in (linear.weight, linear.bias)
+            ]
+            named = self.get_optimizers_for_module(mid)
+            if len(named) != 1 or not _is_plain_adam(named[0][1], expected):
+                return f"the optimizer of {mid} is not one plain Adam over its layers"
+            optimizers.append(named[0][1])
+        if not FusedStep.supports(optimizers):
+            return "the modules' parameters or Adam settings differ in shape, dtype or step"
+        self._optimizers, self._grad_clip = optimizers, clips.pop()
+        return layers
+
+    def _adam_ready(self) -> bool:
+        """Adam's state exists (autograd's step makes it on the first update and after
+        a restore without optimizer state)."""
+        return all(
+            len(opt.state) == len(opt.param_groups[0]["params"])
+            for mid in self._module_ids
+            for _, opt in self.get_optimizers_for_module(mid)
+        )
+
+    def _self_check(self, step: FusedStep, batch: MultiAgentBatch) -> str | None:
+        """Whether the fused step's losses and gradients are autograd's on random
+        data of `batch`'s shapes; None if so, else what differs. Changes no weight."""
+        rng = np.random.default_rng(0)
+        synthetic = {}
+        for mid, module_batch in batch.policy_batches.items():
+            rows = len(module_batch)
+            obs_shape = np.shape(module_batch[OBS])[1:]
+            n_actions = self.module[mid].action_space.n
+            terminated = rng.random(rows) < 0.15
+            synthetic[mid] = {
+                OBS: rng.standard_normal((rows, *obs_shape), np.float32),
+                NEXT_OBS: rng.standard_normal((rows, *obs_shape), np.float32),
+                ACTIONS: rng.integers(n_actions, size=rows),
+                REWARDS: rng.standard_normal(rows, np.float32),
+                TERMINATEDS: terminated,
+                TRUNCATEDS: (rng.random(rows) < 0.15) & ~terminated,
+                BEHAVIOUR_LOGP: np.log(rng.uniform(0.05, 1.0, rows)).astype(np.float32),
+            }
+        stats = self._stats
+        try:
+            tensors = {
+                mid: {col: torch.as_tensor(v) for col, v in b.items()}
+                for mid, b in synthetic.items()
+            }
+            expected = self.compute_gradients(self.compute_losses(fwd_out={}, batch=tensors))
+            params = [p for mid in self._module_ids for p in self.get_parameters(self.module[mid])]
+            autograd = [expected[self.get_param_ref(p)] for p in params]
+            step.gradients([synthetic[mid] for mid in self._module_ids], self._raise_non_finite)
+            fused = step.flat_gradients(params)
+        finally:
+            self._stats = stats
+            for opt in self._optimizers:
+                opt.zero_grad(set_to_none=True)
+        for p, a, f in zip(params, autograd, fused):
+            error = float((a - f).abs().max()) / (float(a.abs().max()) + 1e-12)
+            if not error <= SELF_CHECK_TOLERANCE:
+                return (
+                    f"its gradients differ from autograd's on a synthetic batch (relative "
+                    f"difference {error:.2g} in a parameter of shape {tuple(p.shape)})"
+                )
+        return None
+
+    def _fused_update(self, step: FusedStep, batch: MultiAgentBatch) -> dict:
+        """One gradient step with the fused step; the per-module losses."""
         terms = step(
             [batch.policy_batches[mid] for mid in self._module_ids], self._raise_non_finite
         )
         self._accumulate_stats(terms["losses"], terms["is_weights_of_others"])
         return dict(zip(self._module_ids, terms["total"]))
 
-    def _stacked(self, net: str) -> tuple[list, list]:
-        """Weights [M, out, in] and biases [M, out] of every module's `net`, per layer."""
-        weights, biases = self._layers[net]
-        return [torch.stack(w) for w in weights], [torch.stack(b) for b in biases]
-
-    def _clip(self, grads: list[torch.Tensor]) -> None:
-        """`postprocess_gradients_for_module` for all modules at once: each module's
-        gradients [M, ...] scaled to global norm `grad_clip`, a non-finite norm stops."""
-        norms = torch.linalg.vector_norm(
-            torch.cat([g.reshape(len(g), -1) for g in grads], dim=1), dim=1
-        )
-        if not torch.isfinite(norms).all():
-            m = int((~torch.isfinite(norms)).nonzero()[0])
-            raise FloatingPointError(
-                f"SEAC stopped before updating the weights: the gradient of "
-                f"{self._module_ids[m]} is not finite (global norm {norms[m].item()})."
-            )
-        if self._grad_clip is not None:
-            factors = torch.clamp(self._grad_clip / (norms + 1e-6), max=1.0)
-            for g in grads:
-                g.mul_(factors.view(-1, *([1] * (g.dim() - 1))))
-
-    def _adam_ready(self) -> bool:
-        """Adam's state exists (RLlib's path makes it on the first step and after
-        a restore without optimizer state)."""
-        return all(len(opt.state) == len(opt.param_groups[0]["params"]) for opt in self._optimizers)
-
-    def _adam_step(self, grads: list[torch.Tensor]) -> None:
-        """Every module's Adam step in one fused call, on the optimizers' own state
-        (so checkpoints and RLlib's LR schedules see the usual optimizers)."""
-        optimizers = self._optimizers
-        states = [opt.state for opt in optimizers]
-        if self._adam_state is None or any(a is not b for a, b in zip(self._adam_state[0], states)):
-            params = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
-            per_param = [opt.state[p] for opt in optimizers for p in opt.param_groups[0]["params"]]
-            self._adam_state = (
-                states,
-                params,
-                [s["exp_avg"] for s in per_param],
-                [s["exp_avg_sq"] for s in per_param],
-                [s["step"] for s in per_param],
-            )
-        _, params, exp_avgs, exp_avg_sqs, steps = self._adam_state
-        # Module-major, parameter order within a module: as `params`.
-        flat_grads = [g for per_module in zip(*(g.unbind(0) for g in grads)) for g in per_module]
-        groups = [opt.param_groups[0] for opt in optimizers]
-        if len({g["lr"] for g in groups}) == 1:
-            spans = [slice(0, len(params))]
-        else:  # one call per module
-            size = len(params) // len(groups)
-            spans = [slice(i * size, (i + 1) * size) for i in range(len(groups))]
-        for span, group in zip(spans, groups):
-            beta1, beta2 = group["betas"]
-            adam_step(
-                params[span],
-                flat_grads[span],
-                exp_avgs[span],
-                exp_avg_sqs[span],
-                [],
-                steps[span],
-                fused=True,
-                amsgrad=False,
-                beta1=beta1,
-                beta2=beta2,
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                maximize=False,
-            )
+    def _autograd_update(self, batch: MultiAgentBatch) -> dict:
+        """One gradient step through RLlib's public Learner steps: `compute_losses`,
+        `compute_gradients`, `postprocess_gradients` (per-agent clipping),
+        `apply_gradients` (Adam). The per-module losses."""
+        device = self.device
+        tensors = {
+            mid: {
+                # (a copy where the column is read-only: torch warns on those)
+                col: torch.as_tensor(np.require(module_batch[col], requirements="W"), device=device)
+                for col in COLUMNS
+            }
+            for mid, module_batch in batch.policy_batches.items()
+        }
+        loss_per_module = self.compute_losses(fwd_out={}, batch=tensors)
+        gradients = self.compute_gradients(loss_per_module)
+        self.apply_gradients(self.postprocess_gradients(gradients))
+        return {mid: loss.detach() for mid, loss in loss_per_module.items()}
 
     def _accumulate_stats(self, losses, is_weights_of_others) -> None:
         """Keeps this step's per-module figures for the iteration's stats: `losses`
@@ -493,9 +502,10 @@ class SEACTorchLearner(TorchLearner):
         RLlib's `Learner.update` wraps each step in a minibatch iterator, Ray
         gauges and ~20 metric logs: for a 20-sample A2C step that is a sixth of
         the learner's time. One batch (what SEAC sends) takes the direct path:
-        the same hooks and `_update`, with the step counts summed and logged at
-        the report (and, without LR schedules, `after_gradient_based_update` run
-        there once). Anything else goes through RLlib's path.
+        the same hooks and gradient step (autograd's or the fused one), with the
+        step counts summed and logged at the report (and, without LR schedules,
+        `after_gradient_based_update` run there once). Anything else (epochs,
+        minibatches) goes through RLlib's path, and so through `compute_losses`.
         """
         if training_data is not None:
             batch = _rllib_internals.training_data_batch(training_data)
@@ -519,23 +529,11 @@ class SEACTorchLearner(TorchLearner):
     def _one_step(self, batch, timesteps: dict) -> None:
         self.before_gradient_based_update(timesteps=timesteps)
         _rllib_internals.count_weights_update(self)
-        step = self._current_numpy_step()
+        step = self._fused_step(batch)
         if step is not None:
-            losses_per_module = self._numpy_update(step, batch)
+            losses_per_module = self._fused_update(step, batch)
         else:
-            device = self.device
-            tensors = {
-                mid: {
-                    col: torch.as_tensor(np.asarray(module_batch[col]), device=device)
-                    for col in COLUMNS
-                }
-                for mid, module_batch in batch.policy_batches.items()
-            }
-            if self._layers is not None and self._adam_ready():
-                losses_per_module = self._hand_written_update(tensors)
-            else:
-                _, losses, _ = _rllib_internals.torch_learner_update(self, tensors)
-                losses_per_module = {mid: loss.detach() for mid, loss in losses.items()}
+            losses_per_module = self._autograd_update(batch)
         trained = self._trained
         trained["updates"] += 1
         trained["env_steps"] += batch.env_steps()
@@ -547,7 +545,8 @@ class SEACTorchLearner(TorchLearner):
             self.after_gradient_based_update(timesteps=timesteps)
 
     def _log_trained(self) -> None:
-        """RLlib's steps-trained metrics for every step since the last report."""
+        """RLlib's steps-trained metrics for every step since the last report (the
+        keys `Learner.update` logs: tests/test_rllib_internals.py compares them)."""
         trained, self._trained = self._trained, _nothing_trained()
         self._check_params = True
         if not trained["updates"]:

@@ -35,9 +35,9 @@ def _mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
 class SEACTorchRLModule(TorchRLModule, ValueFunctionAPI):
     """`actor` maps o to the logits of pi(.|o); `critic` maps o to V(o).
 
-    Training does not go through `forward_train`: the learner evaluates every
-    module on every agent's data in one batched call (`SEACTorchLearner`), using
-    the `actor` and `critic` submodules directly.
+    The learner evaluates every module on every agent's data through
+    `forward_train` (the logits) and `compute_values` (V), so a subclass that changes
+    them changes what trains (`SEACTorchLearner.forward_streams`).
     """
 
     @contextlib.contextmanager
@@ -58,7 +58,7 @@ class SEACTorchRLModule(TorchRLModule, ValueFunctionAPI):
         return {Columns.ACTION_DIST_INPUTS: self.actor(batch[Columns.OBS])}
 
     def _forward_train(self, batch, **kwargs):
-        return {}
+        return self._forward(batch)
 
     def compute_values(self, batch, embeddings=None):
         return self.critic(batch[Columns.OBS]).squeeze(-1)
@@ -72,38 +72,6 @@ class SEACTorchRLModule(TorchRLModule, ValueFunctionAPI):
 
     get_exploration_action_dist_cls = get_inference_action_dist_cls
     get_train_action_dist_cls = get_inference_action_dist_cls
-
-
-def stack_mlps(nets: list[nn.Sequential]) -> list:
-    """M same-shaped MLPs as one: per layer, (W [M, out, in], b [M, out]) for a
-    Linear layer, the (parameter-free) layer itself otherwise.
-
-    `torch.stack` keeps the autograd graph, so gradients of a loss computed with
-    the stacked tensors reach each network's own parameters.
-    """
-    stacked = []
-    for i, layer in enumerate(nets[0]):
-        if isinstance(layer, nn.Linear):
-            weight = torch.stack([net[i].weight for net in nets])
-            bias = torch.stack([net[i].bias for net in nets])
-            stacked.append((weight.transpose(1, 2), bias.unsqueeze(1)))
-        else:
-            stacked.append(layer)
-    return stacked
-
-
-def stacked_forward(stacked: list, x: torch.Tensor) -> torch.Tensor:
-    """Runs the M stacked MLPs: x is [B, D] (seen by all) or [M, B, D]; out [M, B, ...].
-
-    One batched matmul per layer, whatever M is: no loop over networks.
-    """
-    for layer in stacked:
-        if isinstance(layer, tuple):
-            weight_t, bias = layer
-            x = torch.baddbmm(bias, x.expand(len(weight_t), *x.shape[-2:]), weight_t)
-        else:
-            x = layer(x)
-    return x
 
 
 def flat_parameters(multi_module) -> torch.Tensor:
