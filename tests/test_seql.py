@@ -300,6 +300,57 @@ def test_bad_settings_name_key_and_value(settings, message):
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"lr": -1}, "lr must be a number > 0 (or a schedule of such), got -1."),
+        ({"lr": 0}, "lr must be a number > 0 (or a schedule of such), got 0."),
+        ({"gamma": -1}, "gamma must be a number in (0, 1], got -1."),
+        ({"gamma": 1.5}, "gamma must be a number in (0, 1], got 1.5."),
+        ({"epsilon": 1.5}, "epsilon must be a number in [0, 1] (or a schedule of such"),
+        ({"epsilon": -1}, "epsilon must be a number in [0, 1] (or a schedule of such"),
+        ({"epsilon": [[0, 1.0], [10, -0.1]]}, "epsilon must be a number in [0, 1]"),
+        ({"epsilon": [[10, 1.0], [0, 0.1]]}, "epsilon must be a number in [0, 1]"),
+        ({"grad_clip": 0}, "grad_clip must be a number > 0 (or None: no clipping), got 0."),
+        ({"grad_clip": -1}, "grad_clip must be a number > 0 (or None: no clipping), got -1."),
+        (
+            {"num_steps_sampled_before_learning_starts": -1},
+            "num_steps_sampled_before_learning_starts must be an integer >= 0, got -1.",
+        ),
+        ({"seql_lambda": float("inf")}, "seql_lambda must be a number >= 0, got inf."),
+        ({"seql_lambda": float("nan")}, "seql_lambda must be a number >= 0, got nan."),
+        ({"seql_lambda": -1}, "seql_lambda must be a number >= 0, got -1."),
+        ({"tau": 0}, "tau must be a number in (0, 1], got 0."),
+        ({"tau": -1}, "tau must be a number in (0, 1], got -1."),
+        ({"train_batch_size_per_learner": 0}, "train_batch_size_per_learner must be an integer"),
+        ({"train_batch_size_per_learner": -1}, "train_batch_size_per_learner must be an integer"),
+        ({"replay_buffer_config": {"capacity": 0}}, "replay_buffer_config['capacity'] must be"),
+        ({"replay_buffer_config": {"capacity": 10**12}}, "these settings need at least"),
+        ({"torch_num_threads": -1}, "torch_num_threads must be an integer >= 1"),
+        ({"seed": -1}, "seed must be an integer from 0 to 2**32-1 (or None), got -1."),
+        ({"seed": 2**32}, "seed must be an integer from 0 to 2**32-1"),
+        ({"num_env_runners": -1}, "num_env_runners must be an integer >= 0, got -1."),
+        ({"num_cpus_for_main_process": -1}, "num_cpus_for_main_process must be a number >= 0"),
+    ],
+)
+def test_bad_dqn_settings_are_refused_by_build_algo(settings, message):
+    # build_algo(): RLlib's get_state() drops values equal to -1 before the
+    # Algorithm validates its copy of the config, so -1 must survive that copy.
+    config = SEQLConfig().environment(LBF).update_from_dict(settings)
+    with pytest.raises(SEQLConfigError, match="Bad SEQL config") as err:
+        config.build_algo()
+    assert message in str(err.value)
+
+
+def test_hidden_layers_too_large_for_memory_are_refused():
+    config = SEQLConfig().environment(LBF).rl_module(model_config={"fcnet_hiddens": [10**9]})
+    with pytest.raises(SEQLConfigError, match="these settings need at least .* of memory"):
+        config.validate()
+    config = SEQLConfig().environment(LBF).rl_module(model_config={"fcnet_hiddens": [0]})
+    with pytest.raises(SEQLConfigError, match="fcnet_hiddens must be a list of layer sizes"):
+        config.validate()
+
+
 def test_direct_loop_refuses_remote_runners_and_names_the_way_out():
     config = SEQLConfig().environment(LBF).env_runners(num_env_runners=2)
     with pytest.raises(SEQLConfigError) as err:

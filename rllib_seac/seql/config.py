@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.dqn import DQNConfig
 
+from rllib_seac.config_checks import (
+    FLOAT_BYTES,
+    check_bools,
+    check_env_config,
+    check_gamma,
+    check_grad_clip,
+    check_layer_sizes,
+    check_lr,
+    check_memory,
+    check_rllib_settings,
+    is_int,
+    is_number,
+    is_schedule_of,
+    keep_minus_ones,
+    mlp_parameters,
+)
 from rllib_seac.seql.replay_buffer import BUFFER_TYPE
 
 # The authors' code: epsilon decays from 1.0 by a constant factor per step to 0.01
@@ -15,8 +33,17 @@ EPSILON_DECAY_STEPS = 2_400_000
 EPSILON_KNOTS = 16
 
 
+# Bytes of one agent's transition in its replay buffer besides its two
+# observations: action (int64), reward (float32), terminated (bool).
+TRANSITION_BYTES = 8 + 4 + 1
+
+
 class SEQLConfigError(ValueError):
     """A SEQL setting that cannot work, with the one message that says why."""
+
+
+def _fail(msg: str):
+    raise SEQLConfigError(f"Bad SEQL config: {msg}")
 
 
 def exponential_epsilon(
@@ -120,6 +147,16 @@ class SEQLConfig(DQNConfig):
                 setattr(self, name, value)
         return self
 
+    def environment(self, env=NotProvided, *, env_config=NotProvided, **kwargs) -> SEQLConfig:
+        if env_config is not NotProvided:
+            check_env_config(env_config, _fail)
+        return super().environment(env, env_config=env_config, **kwargs)
+
+    def get_state(self) -> dict:
+        # RLlib drops settings equal to -1 here; Algorithm.__init__ validates the
+        # config rebuilt from this state.
+        return keep_minus_ones(self, super().get_state())
+
     def get_default_learner_class(self):
         from rllib_seac.seql.torch_learner import SEQLTorchLearner
 
@@ -131,25 +168,48 @@ class SEQLConfig(DQNConfig):
             **self.replay_buffer_config,
             "shared_experience": self.share_experience,
         }
+        spaces = None
         if self.env is not None and self.agent_ids is None:
-            self._set_up_agents_from_env()
+            spaces = self._set_up_agents_from_env()
+        self._check_memory(spaces)
         super().validate()
 
     def _validate_seql_settings(self) -> None:
-        def fail(msg):
-            raise SEQLConfigError(f"Bad SEQL config: {msg}")
-
+        fail = _fail
         lam = self.seql_lambda
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0:
+        if not is_number(lam) or lam < 0:
             fail(f"seql_lambda must be a number >= 0, got {lam!r}.")
-        for name in (
-            "share_experience",
-            "mask_terminals",
-            "direct_loop",
-            "store_buffer_in_checkpoints",
+        check_bools(
+            self,
+            ("share_experience", "mask_terminals", "direct_loop", "store_buffer_in_checkpoints"),
+            fail,
+        )
+        check_lr(self, fail)
+        check_gamma(self, fail)
+        check_grad_clip(self, fail)
+        check_rllib_settings(self, fail)
+        if not is_schedule_of(self.epsilon, lambda e: is_number(e) and 0 <= e <= 1):
+            fail(
+                "epsilon must be a number in [0, 1] (or a schedule of such, "
+                f"[[env step, epsilon], ...] with increasing steps), got {self.epsilon!r}."
+            )
+        if not is_number(self.tau) or not 0 < self.tau <= 1:
+            fail(f"tau must be a number in (0, 1], got {self.tau!r}.")
+        for name, low in (
+            ("train_batch_size_per_learner", 1),
+            ("num_steps_sampled_before_learning_starts", 0),
+            ("target_network_update_freq", 0),
         ):
-            if not isinstance(getattr(self, name), bool):
-                fail(f"{name} must be true or false, got {getattr(self, name)!r}.")
+            value = getattr(self, name)
+            if not is_int(value) or value < low:
+                fail(f"{name} must be an integer >= {low}, got {value!r}.")
+        buffer = self.replay_buffer_config
+        if not isinstance(buffer, dict):
+            fail(f"replay_buffer_config must be a mapping, got {buffer!r}.")
+        capacity = buffer.get("capacity", 1)
+        if not is_int(capacity) or capacity < 1:
+            fail(f"replay_buffer_config['capacity'] must be an integer >= 1, got {capacity!r}.")
+        check_layer_sizes("fcnet_hiddens", self.model_config.get("fcnet_hiddens", []), fail)
         if self.framework_str != "torch":
             fail(f"only framework='torch' is supported, got {self.framework_str!r}.")
         settings = dict(double_q=False, dueling=False, num_atoms=1, n_step=1, noisy=False)
@@ -194,8 +254,32 @@ class SEQLConfig(DQNConfig):
         if isinstance(self.env, str):
             register_envs([self.env])  # RLlib's env runners look names up in Tune's registry
         try:
-            agents, _ = _probe_env(self.env, dict(self.env_config), "SEQL")
+            agents, spaces = _probe_env(self.env, dict(self.env_config), "SEQL")
         except ValueError as e:
             raise SEQLConfigError(str(e)) from None
         self.agent_ids = agents
         self.multi_agent(**default_grouping(agents, shared=False))
+        return spaces
+
+    def _check_memory(self, spaces) -> None:
+        """Refuses sizes whose arrays cannot fit in this machine's memory: each
+        agent's replay buffer when full (allocated at its capacity), each agent's
+        Q-network and target with gradients and Adam moments, and a batch's
+        activations. Without the env's spaces (agents given), one input and action."""
+        obs_space, action_space = spaces or (None, None)
+        obs = max(1, int(getattr(obs_space, "shape", None) and math.prod(obs_space.shape) or 1))
+        actions = max(1, int(getattr(action_space, "n", 1)))
+        agents = len(self.agent_ids or []) or 1
+        hidden = list(self.model_config.get("fcnet_hiddens", []))
+        capacity = self.replay_buffer_config.get("capacity", 1)
+        batch = self.train_batch_size_per_learner
+        check_memory(
+            {
+                "replay buffers": agents * capacity * (2 * obs * FLOAT_BYTES + TRANSITION_BYTES),
+                # weights, target, gradients, two Adam moments
+                "networks": 5 * agents * mlp_parameters(obs, hidden, actions) * FLOAT_BYTES,
+                "activations": 4 * agents * batch * sum(hidden) * FLOAT_BYTES,
+            },
+            "replay_buffer_config['capacity'], fcnet_hiddens or train_batch_size_per_learner",
+            _fail,
+        )
