@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 import rllib_seac
-from rllib_seac import env_names
+from rllib_seac import env_names, make_env
 from rllib_seac.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "tuned_configs"
@@ -102,7 +102,10 @@ def test_rllib_algorithm_file_builds_a_module_per_agent(path, capsys):
     from rllib_seac.cli import experiments, train
 
     (exp,) = experiments.load_file(path, experiments.Overrides())
-    assert train.trial_settings(exp, {})["multiagent"]["policies"] == ["agent_0", "agent_1"]
+    env = make_env(exp.env)
+    agents = list(env.possible_agents)
+    env.close()
+    assert train.trial_settings(exp, {})["multiagent"]["policies"] == agents
 
 
 def test_lambda_sweep_grids_lambda_and_seed_over_table_2(capsys):
