@@ -89,14 +89,6 @@ def training_data_batch(training_data):
     return training_data.batch
 
 
-def torch_learner_update(learner, batch: dict):
-    """`TorchLearner._update`: one gradient step (forward, losses, gradients,
-    postprocessing, optimizer steps) on a {module_id: {column: tensor}} batch;
-    returns (fwd_out, loss_per_module, metrics). No public API runs one step
-    without the minibatch iterator."""
-    return learner._update(batch)
-
-
 def count_weights_update(learner) -> None:
     """Advances `Learner._weights_seq_no`, the version number RLlib gives the
     weights (sent with them to env runners, logged as WEIGHTS_SEQ_NO), as

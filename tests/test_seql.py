@@ -74,8 +74,8 @@ def test_trains_two_iterations_with_per_agent_metrics(env, share):
         loop = algo._direct_loop
         assert loop.buffers.size == 2 * STEPS_PER_ITER
         assert loop.batch_per_agent == (BATCH // 2 if share else BATCH)
-        # After the first update (autograd: it makes Adam's state), the stacked one.
-        assert loop._stacked is not None and loop._stacked.is_current()
+        # After the first update (autograd: it makes Adam's state), the fused one.
+        assert loop._fused is not None and loop._fused.is_current()
         # The env runner (used by evaluate()) holds the learner's weights.
         learner_weights = algo.learner_group.get_weights()["agent_0"]
         runner_weights = algo.env_runner.module["agent_0"].get_state()

@@ -13,15 +13,21 @@ import numpy as np
 import pytest
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.schedules.scheduler import Scheduler
 
-from rllib_seac import SEQLConfig, _rllib_internals
+from rllib_seac import SEQLConfig
 from rllib_seac.seac.config import agent_is_module
 from rllib_seac.seql.direct_loop import EpsilonSchedule
-from rllib_seac.seql.direct_update import STAT_NAMES, UpdateSettings, agent_networks, update_agents
+from rllib_seac.seql.direct_update import (
+    STAT_NAMES,
+    UpdateSettings,
+    agent_networks,
+    learner_update,
+)
+from rllib_seac.seql.fused_step import FusedStep
 from rllib_seac.seql.replay_buffer import agent_parts, per_agent_items
-from rllib_seac.seql.stacked_update import StackedUpdate
 
 OBS_DIM, N_ACTIONS, BATCH, GAMMA = 5, 4, 12, 0.99
 
@@ -170,11 +176,14 @@ def test_terminals_stop_the_bootstrap():
 # --- The direct loop's update (rllib_seac/seql/direct_update.py) ---
 
 
-def learner_update(learner, batch):
-    """RLlib's path for one step: TorchLearner's gradient step (SEQLTorchLearner's
-    losses, RLlib's clipping, the learner's Adam), then DQN's target update."""
-    _rllib_internals.torch_learner_update(learner, batch)
-    learner.after_gradient_based_update(timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 1})
+def rllib_update(learner, batch):
+    """RLlib's `Learner.update` for one step: SEQLTorchLearner's losses, RLlib's
+    clipping, the learner's Adam, then DQN's target update."""
+    multi = MultiAgentBatch(
+        {aid: SampleBatch({c: v.numpy() for c, v in part.items()}) for aid, part in batch.items()},
+        env_steps=len(next(iter(batch.values()))[Columns.REWARDS]),
+    )
+    learner.update(batch=multi, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 1})
 
 
 def parameters(learner, agents):
@@ -189,31 +198,18 @@ def test_direct_update_equals_the_learners_update(n_agents, activation, share):
     settings = dict(share=share, seql_lambda=0.7, activation=activation)
     rllib_path, agents = make_learner(n_agents, **settings)
     direct_path, _ = make_learner(n_agents, **settings)
-    networks = [
-        agent_networks(direct_path.module[aid], direct_path.get_optimizers_for_module(aid)[0][1])
-        for aid in agents
-    ]
-    # ReLU MLPs (SEQLConfig's) run their Linear layers directly; others RLlib's forward.
-    assert all(n.plain_mlp == (activation == "relu") for n in networks)
     batch = make_batch(agents, per_agent_items(BATCH, n_agents) if share else BATCH)
     expected_losses = [reference_seql(direct_path, batch, aid, 0.7) for aid in agents]
     if not share:
         expected_losses = [reference_eq6(direct_path.module[aid], batch[aid]) for aid in agents]
     for step in range(2):  # the second step runs on Adam's moments of the first
-        learner_update(rllib_path, batch)
-        stats = update_agents(
-            [
-                agent_networks(
-                    direct_path.module[aid], direct_path.get_optimizers_for_module(aid)[0][1]
-                )
-                for aid in agents
-            ],
-            [batch[aid] for aid in agents],
-            UpdateSettings.from_config(direct_path.config),
-        )
+        rllib_update(rllib_path, batch)
+        stats = autograd_step(direct_path, agents, batch)
         if step == 0:
             losses = dict(zip(STAT_NAMES, stats.T))["qf_loss"]
-            torch.testing.assert_close(losses, torch.stack(expected_losses), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(
+                torch.as_tensor(losses), torch.stack(expected_losses), rtol=1e-5, atol=1e-6
+            )
             norms = dict(zip(STAT_NAMES, stats.T))["gradients_default_optimizer_global_norm"]
             assert (norms > direct_path.config.grad_clip).any()  # the clip is exercised
     want, got = parameters(rllib_path, agents), parameters(direct_path, agents)
@@ -232,7 +228,7 @@ def test_epsilon_schedule_is_rllibs():
     assert EpsilonSchedule(0.05)(123) == 0.05
 
 
-# --- The direct loop's stacked update (rllib_seac/seql/stacked_update.py) ---
+# --- The direct loop's fused step (rllib_seac/seql/fused_step.py) ---
 
 
 def direct_networks(learner, agents):
@@ -242,11 +238,15 @@ def direct_networks(learner, agents):
     ]
 
 
+def modules(learner, agents):
+    return [learner.module[aid] for aid in agents]
+
+
 def stacked_update(learner, agents):
     networks = direct_networks(learner, agents)
-    assert StackedUpdate.supports(networks)
+    assert FusedStep.supports(modules(learner, agents), networks)
     settings = UpdateSettings.from_config(learner.config)
-    return StackedUpdate(networks, agents, settings, N_ACTIONS)
+    return FusedStep(networks, agents, settings, N_ACTIONS)
 
 
 def buffer_sample(batch, agents):
@@ -255,10 +255,10 @@ def buffer_sample(batch, agents):
 
 
 def autograd_step(learner, agents, batch):
-    """`update_agents` (autograd) on the learner's networks: it makes Adam's state."""
+    """The direct loop's autograd step (the learner's loss): it makes Adam's state."""
     parts = agent_parts(buffer_sample(batch, agents))
-    settings = UpdateSettings.from_config(learner.config)
-    return update_agents(direct_networks(learner, agents), parts, settings).numpy()
+    networks = direct_networks(learner, agents)
+    return learner_update(learner, agents, networks, parts, learner.config.tau)
 
 
 def adam_state(learner, agents):
@@ -291,10 +291,10 @@ def assert_same_weights_and_adam_state(got, want, agents):
 @pytest.mark.parametrize("grad_clip", [0.5, None], ids=["clip", "no-clip"])
 @pytest.mark.parametrize("n_agents", [2, 3])
 @pytest.mark.parametrize("share", [True, False], ids=["SEQL", "IQL"])
-def test_stacked_update_equals_the_learners_and_autograd_updates(n_agents, share, grad_clip):
+def test_fused_step_equals_the_learners_and_autograd_updates(n_agents, share, grad_clip):
     """Weights, target weights and Adam's state after several steps: RLlib's learner
-    step, `update_agents` (autograd) and `StackedUpdate` (hand-written) agree, and
-    the stacked step's figures are `update_agents`'."""
+    update, the direct loop's autograd step and the fused step agree, and the fused
+    step's figures are the autograd step's."""
     settings = dict(share=share, seql_lambda=0.7, grad_clip=grad_clip)
     rllib_path, agents = make_learner(n_agents, **settings)
     autograd_path, _ = make_learner(n_agents, **settings)
@@ -305,7 +305,7 @@ def test_stacked_update_equals_the_learners_and_autograd_updates(n_agents, share
     autograd_step(stacked_path, agents, batches[0])
     stacked = stacked_update(stacked_path, agents)
     for step, batch in enumerate(batches):
-        learner_update(rllib_path, batch)
+        rllib_update(rllib_path, batch)
         want = autograd_step(autograd_path, agents, batch)
         if step:
             got = stacked(buffer_sample(batch, agents), update_targets=True)
@@ -319,7 +319,7 @@ def test_stacked_update_equals_the_learners_and_autograd_updates(n_agents, share
     assert_same_weights_and_adam_state(autograd_path, rllib_path, agents)
 
 
-def test_stacked_update_without_target_update_leaves_the_targets():
+def test_fused_step_without_target_update_leaves_the_targets():
     learner, agents = make_learner(2)
     autograd_step(learner, agents, make_batch(agents, BATCH // 2, seed=3))
     before = parameters(learner, agents)
@@ -333,7 +333,7 @@ def test_stacked_update_without_target_update_leaves_the_targets():
 
 
 @pytest.mark.parametrize("share", [True, False], ids=["SEQL", "IQL"])
-def test_stacked_update_continues_identically_from_a_restored_checkpoint(share, tmp_path):
+def test_fused_step_continues_identically_from_a_restored_checkpoint(share, tmp_path):
     """A learner restored from a checkpoint continues as the one that wrote it: the
     restore replaces Adam's state, the stacked update notices (`is_current`) and the
     one made on the restored tensors takes the same steps."""
@@ -360,7 +360,7 @@ def test_stacked_update_continues_identically_from_a_restored_checkpoint(share, 
     assert_same_weights_and_adam_state(restored, original, agents)
 
 
-def test_stacked_update_stops_on_a_non_finite_gradient_naming_the_agent():
+def test_fused_step_stops_on_a_non_finite_gradient_naming_the_agent():
     learner, agents = make_learner(2)
     autograd_step(learner, agents, make_batch(agents, BATCH // 2, seed=3))
     stacked = stacked_update(learner, agents)
@@ -377,9 +377,9 @@ def test_stacked_update_stops_on_a_non_finite_gradient_naming_the_agent():
             assert torch.equal(before[aid][key], after[aid][key]), key
 
 
-def test_stacked_update_covers_plain_relu_mlps_only():
+def test_fused_step_covers_plain_relu_mlps_only():
     learner, agents = make_learner(2, activation="tanh")
     autograd_step(learner, agents, make_batch(agents, BATCH // 2, seed=3))
-    assert not StackedUpdate.supports(direct_networks(learner, agents))
+    assert not FusedStep.supports(modules(learner, agents), direct_networks(learner, agents))
     fresh, agents = make_learner(2)  # Adam's state not made yet
-    assert not StackedUpdate.supports(direct_networks(fresh, agents))
+    assert not FusedStep.supports(modules(fresh, agents), direct_networks(fresh, agents))

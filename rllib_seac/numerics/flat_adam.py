@@ -118,6 +118,19 @@ class FlatAdam:
         self._data_ptrs += [t.data_ptr() for t in adopted]
         return flat
 
+    def gradient_views(self, parameters: list) -> list[torch.Tensor]:
+        """The gradient buffer's view of each of `parameters` (tensors that view the
+        parameters' buffer): what a fused step computed for them, before clipping."""
+        grad = self.buffers["grad"].reshape(-1)
+        base = self.buffers["param"].untyped_storage().data_ptr()
+        views = []
+        for p in parameters:
+            if p.untyped_storage().data_ptr() != base:
+                raise ValueError("a parameter outside the flat buffers")
+            start = p.storage_offset()
+            views.append(grad[start : start + p.numel()].view_as(p))
+        return views
+
     def is_current(self, params: bool = True) -> bool:
         """Whether the optimizers' state and param groups are still the ones laid out
         (RLlib's optimizer restore replaces them) and, with `params`, every tracked

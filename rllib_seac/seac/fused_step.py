@@ -178,15 +178,7 @@ class FusedStep:
     def flat_gradients(self, parameters: list) -> list[torch.Tensor]:
         """The gradients `gradients` left, one per parameter of `parameters` (the
         modules' parameters, which view the same buffers at the same offsets)."""
-        grad = self._flat.buffers["grad"].reshape(-1)
-        base = self._flat.buffers["param"].untyped_storage().data_ptr()
-        views = []
-        for p in parameters:
-            if p.untyped_storage().data_ptr() != base:
-                raise ValueError("a parameter outside the fused step's buffers")
-            start = p.storage_offset()
-            views.append(grad[start : start + p.numel()].view_as(p))
-        return views
+        return self._flat.gradient_views(parameters)
 
     def _stream_data(self, batches) -> dict[str, np.ndarray]:
         """Each column as per-agent [K, E, T, ...] streams, agents in module order."""

@@ -41,6 +41,7 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
+from rllib_seac.fused_guard import gradients_differ, overridden
 from rllib_seac.numerics.clipping import clip_global_norm_
 from rllib_seac.numerics.stacked_mlp import relu_mlp_linears
 from rllib_seac.seac import losses
@@ -71,10 +72,6 @@ LOSS_PATH = (
     "configure_optimizers_for_module",
 )
 MODULE_PATH = ("forward_train", "_forward_train", "compute_values", "setup")
-# The fused step's gradients against autograd's on the self-check's synthetic batch:
-# the largest difference per parameter tensor, relative to that tensor's largest
-# gradient (float32 sums in another order differ by about 1e-6).
-SELF_CHECK_TOLERANCE = 1e-4
 
 
 def _nothing_trained() -> dict:
@@ -92,11 +89,6 @@ def _is_plain_adam(optimizer, params: list) -> bool:
     )
     plain = not (group["amsgrad"] or group["maximize"] or group.get("decoupled_weight_decay"))
     return same and plain and not group["differentiable"]
-
-
-def overridden(obj, base: type, names: tuple) -> list[str]:
-    """Those of `names` that type(obj) defines otherwise than `base`."""
-    return [n for n in names if getattr(type(obj), n, None) is not getattr(base, n, None)]
 
 
 class SEACTorchLearner(TorchLearner):
@@ -444,14 +436,7 @@ class SEACTorchLearner(TorchLearner):
             self._stats = stats
             for opt in self._optimizers:
                 opt.zero_grad(set_to_none=True)
-        for p, a, f in zip(params, autograd, fused):
-            error = float((a - f).abs().max()) / (float(a.abs().max()) + 1e-12)
-            if not error <= SELF_CHECK_TOLERANCE:
-                return (
-                    f"its gradients differ from autograd's on a synthetic batch (relative "
-                    f"difference {error:.2g} in a parameter of shape {tuple(p.shape)})"
-                )
-        return None
+        return gradients_differ(params, autograd, fused)
 
     def _fused_update(self, step: FusedStep, batch: MultiAgentBatch) -> dict:
         """One gradient step with the fused step; the per-module losses."""

@@ -79,6 +79,7 @@ class SEQLConfig(DQNConfig):
         self.share_experience = True
         self.mask_terminals = True
         self.direct_loop = True
+        self.fused_update = "auto"
         self.lr = 1e-4
         self.gamma = 0.99
         self.train_batch_size_per_learner = 128
@@ -118,6 +119,7 @@ class SEQLConfig(DQNConfig):
         share_experience: bool = NotProvided,
         mask_terminals: bool = NotProvided,
         direct_loop: bool = NotProvided,
+        fused_update: str = NotProvided,
         **kwargs,
     ) -> SEQLConfig:
         """Sets SEQL's settings (and DQNConfig's: lr, gamma, tau, epsilon, ...).
@@ -135,6 +137,12 @@ class SEQLConfig(DQNConfig):
                 the learner's networks updated in place, ~20x faster. False:
                 RLlib's DQN `training_step` (env runners, episode replay buffer,
                 LearnerGroup.update at every env step).
+            fused_update: "auto" (default): the direct loop takes each gradient step
+                with the fused step (`seql/fused_step.py`: the same loss
+                differentiated by hand, every agent at once) while the learner's loss
+                path and the modules are the stock ones and a self-check on a
+                synthetic batch matches autograd; otherwise, and with "off", the
+                learner's `compute_losses` through autograd.
         """
         super().training(**kwargs)
         for name, value in dict(
@@ -142,6 +150,7 @@ class SEQLConfig(DQNConfig):
             share_experience=share_experience,
             mask_terminals=mask_terminals,
             direct_loop=direct_loop,
+            fused_update=fused_update,
         ).items():
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -179,6 +188,8 @@ class SEQLConfig(DQNConfig):
         lam = self.seql_lambda
         if not is_number(lam) or lam < 0:
             fail(f"seql_lambda must be a number >= 0, got {lam!r}.")
+        if self.fused_update not in ("auto", "off"):
+            fail(f"fused_update must be one of ('auto', 'off'), got {self.fused_update!r}.")
         check_bools(
             self,
             ("share_experience", "mask_terminals", "direct_loop", "store_buffer_in_checkpoints"),

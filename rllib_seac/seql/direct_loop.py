@@ -6,9 +6,11 @@ per env step on its env runner, episode replay buffer, learner connectors and
 metrics. This loop does the same algorithm with an in-process env (`EnvBatch`, as
 SEAC's collector), numpy replay buffers (`AgentReplayBuffers`), the learner's
 Q-networks and optimizers updated directly, and the metrics of a whole chunk of steps
-logged once. The update is `stacked_update.StackedUpdate` (every agent at once,
-gradients written out) where it applies: ReLU MLPs, as SEQLConfig's, once the first
-update has made Adam's state; else `direct_update.update_agents` (autograd, per agent).
+logged once. The update is the learner's own loss through autograd
+(`direct_update.learner_update`), or the fused step (`fused_step.py`: every agent at
+once, gradients written out) where it stands in for that: `fused_update="auto"`, a
+stock learner and ReLU MLP Q-networks (SEQLConfig's), once the first update has made
+Adam's state and a self-check on a synthetic batch has matched autograd's gradients.
 
 Per env step t (t counted from the run's start, as RLlib's env runner counts):
   1. every agent acts epsilon-greedily on its Q-network, epsilon = schedule(t);
@@ -21,6 +23,7 @@ Per env step t (t counted from the run's start, as RLlib's env runner counts):
 
 from __future__ import annotations
 
+import logging
 import pickle
 
 import numpy as np
@@ -39,11 +42,33 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 from rllib_seac.agent_modules import module_of_each_agent
+from rllib_seac.columns import ACTIONS, NEXT_OBS, OBS, REWARDS, TERMINATEDS
+from rllib_seac.fused_guard import gradients_differ, overridden
 from rllib_seac.sampling.env_batch import EnvBatch
-from rllib_seac.seql.direct_update import UpdateSettings, agent_networks, update_agents
+from rllib_seac.seql.direct_update import UpdateSettings, agent_networks, learner_update
+from rllib_seac.seql.fused_step import FusedStep
 from rllib_seac.seql.replay_buffer import AgentReplayBuffers, agent_parts, per_agent_items
-from rllib_seac.seql.stacked_update import StackedUpdate
+from rllib_seac.seql.torch_learner import SEQLTorchLearner
 from rllib_seac.torch_threads import set_torch_threads
+
+logger = logging.getLogger(__name__)
+
+# What the fused step computes in place of these learner methods and RLModule methods:
+# it is used only while the learner and its modules override none of them.
+LOSS_PATH = (
+    "compute_losses",
+    "compute_loss_for_module",
+    "_eq6",
+    "q_target",
+    "q_loss",
+    "seql_loss",
+    "compute_gradients",
+    "postprocess_gradients",
+    "postprocess_gradients_for_module",
+    "apply_gradients",
+    "configure_optimizers_for_module",
+)
+MODULE_PATH = ("forward_train", "_forward_train", "compute_q_values", "forward_target")
 
 # Seeds of the loop's random streams, next to the env's (run seed, stream).
 EXPLORATION_STREAM, REPLAY_STREAM = 1, 2
@@ -88,7 +113,9 @@ class DirectLoop:
         self._length = 0
         self._last_target_update = 0  # as DQNLearner
         self._target_updates = 0  # in the current chunk
-        self._stacked = None  # the StackedUpdate on the learner's tensors, where it applies
+        # The fused step on the learner's tensors, where it applies; else why not.
+        self._fused: FusedStep | None = None
+        self._fused_off: str | None = None
         self.metrics = MetricsLogger()  # the env runner's figures, reduced per chunk
 
     def run(self, n_steps: int, t: int, learner) -> dict:
@@ -99,7 +126,8 @@ class DirectLoop:
         modules = [learner.module[mid].unwrapped() for mid in self.module_ids]
         optimizers = [learner.get_optimizers_for_module(mid)[0][1] for mid in self.module_ids]
         networks = [agent_networks(m, opt) for m, opt in zip(modules, optimizers)]
-        self._stacked = self._current_stacked_update(networks)
+        self._learner = learner
+        self._fused = self._current_fused_step(learner, modules, networks)
         schedule_lr = isinstance(self.config.lr, (list, tuple))
         if self._obs is None:
             self._obs = self.envs.reset()[:, 0]
@@ -122,8 +150,8 @@ class DirectLoop:
                         timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: t}
                     )
                 stats.append(self._update(networks, t))
-                if self._stacked is None:  # Adam's state is made by the first update
-                    self._stacked = self._current_stacked_update(networks)
+                if self._fused is None:  # Adam's state is made by the first update
+                    self._fused = self._current_fused_step(learner, modules, networks)
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, n_steps, reduce="sum")
         self.metrics.log_value(
             NUM_ENV_STEPS_SAMPLED_LIFETIME, n_steps, reduce="lifetime_sum", with_throughput=True
@@ -135,16 +163,82 @@ class DirectLoop:
             "epsilon": epsilon,
         }
 
-    def _current_stacked_update(self, networks) -> StackedUpdate | None:
-        """The stacked update on the learner's current parameters and optimizers, or
-        None where it does not apply (Adam's state not made yet, networks other than
-        plain ReLU MLPs): made again after a restore has replaced their tensors."""
-        stacked = self._stacked
-        if stacked is not None and stacked.is_current():
-            return stacked
-        if not StackedUpdate.supports(networks):
+    def _current_fused_step(self, learner, modules, networks) -> FusedStep | None:
+        """The fused step on the learner's current parameters and optimizers (made
+        again after a restore has replaced their tensors), or None where autograd's
+        step runs: settings or classes it does not cover (decided once, one log line),
+        Adam's state not made yet (the first update makes it)."""
+        if self._fused_off is not None:
             return None
-        return StackedUpdate(networks, self.module_ids, self.settings, self.n_actions)
+        step = self._fused
+        if step is not None and step.is_current():
+            return step
+        reason = self._fused_unavailable(learner, modules)
+        if reason:
+            return self._turn_fused_off(reason)
+        optimizers = [agent.optimizer for agent in networks]
+        if any(len(opt.state) < len(opt.param_groups[0]["params"]) for opt in optimizers):
+            return None
+        if not FusedStep.supports(modules, networks):
+            return self._turn_fused_off(
+                "the Q-networks are not ReLU MLPs trained by one Adam each on the CPU"
+            )
+        first = step is None
+        step = FusedStep(networks, self.module_ids, self.settings, self.n_actions)
+        if first:
+            failed = self._self_check(learner, step, networks)
+            if failed:
+                return self._turn_fused_off(failed, warn=True)
+        return step
+
+    def _fused_unavailable(self, learner, modules) -> str | None:
+        if self.config.fused_update == "off":
+            return "fused_update='off'"
+        changed = overridden(learner, SEQLTorchLearner, LOSS_PATH)
+        if changed:
+            return f"{type(learner).__name__} overrides {', '.join(changed)}"
+        stock = self.config.get_default_rl_module_spec().module_class
+        for mid, module in zip(self.module_ids, modules):
+            changed = overridden(module, stock, MODULE_PATH)
+            if not isinstance(module, stock) or changed:
+                return f"module {mid} is a {type(module).__name__} ({', '.join(changed)})"
+        return None
+
+    def _turn_fused_off(self, reason: str, warn: bool = False) -> None:
+        self._fused_off = reason
+        if self.config.fused_update != "off":
+            (logger.warning if warn else logger.info)(
+                "SEQL trains through autograd, not the fused step: %s.", reason
+            )
+
+    def _self_check(self, learner, step: FusedStep, networks) -> str | None:
+        """Whether the fused step's gradients are the learner's (autograd's) on random
+        transitions of the loop's batch shape; None if so, else what differs. Changes
+        no weight."""
+        rng = np.random.default_rng(0)
+        shape = (len(self.module_ids), self.batch_per_agent)
+        obs_shape = self.envs.obs_space.shape
+        batch = {
+            OBS: rng.standard_normal((*shape, *obs_shape), np.float32),
+            NEXT_OBS: rng.standard_normal((*shape, *obs_shape), np.float32),
+            ACTIONS: rng.integers(self.n_actions, size=shape),
+            REWARDS: rng.standard_normal(shape, np.float32),
+            TERMINATEDS: rng.random(shape) < 0.15,
+        }
+        parts = dict(zip(self.module_ids, agent_parts(batch)))
+        params = [p for agent in networks for p in agent.pairs[0]]
+        figures = learner.last_figures
+        try:
+            fwd_out = {mid: learner.module[mid].forward_train(parts[mid]) for mid in parts}
+            learner.compute_gradients(learner.compute_losses(fwd_out=fwd_out, batch=parts))
+            autograd = [p.grad.clone() for p in params]
+            step.gradients(batch)
+            fused = step.flat_gradients(params)
+        finally:
+            learner.last_figures = figures
+            for agent in networks:
+                agent.optimizer.zero_grad(set_to_none=True)
+        return gradients_differ(params, autograd, fused)
 
     @torch.no_grad()
     def _act(self, networks, epsilon: float) -> np.ndarray:
@@ -154,9 +248,9 @@ class DirectLoop:
         n = len(networks)
         explore = self._explore_rng.random(n) < epsilon
         actions = self._explore_rng.integers(0, self.n_actions, n)
-        if self._stacked is not None:
+        if self._fused is not None:
             if not explore.all():
-                greedy = self._stacked.greedy_actions(self._obs)
+                greedy = self._fused.greedy_actions(self._obs)
                 actions = np.where(explore, actions, greedy)
             return actions
         for i in np.flatnonzero(~explore):
@@ -171,10 +265,12 @@ class DirectLoop:
         if due:
             self._last_target_update = t
             self._target_updates += 1
-        if self._stacked is not None:
-            return self._stacked(batch, update_targets=due)
+        if self._fused is not None:
+            return self._fused(batch, update_targets=due)
         parts = agent_parts(batch)
-        return update_agents(networks, parts, self.settings, update_targets=due).numpy()
+        return learner_update(
+            self._learner, self.module_ids, networks, parts, self.settings.tau, due
+        )
 
     def _count_episode(self, step: dict) -> None:
         self._returns += step["rewards"][:, 0]

@@ -1,4 +1,10 @@
-"""SEQLTorchLearner: every agent's Q-network trained on the shared batch (App. D)."""
+"""SEQLTorchLearner: every agent's Q-network trained on the shared batch (App. D).
+
+The loss is written once, here (its terms in `losses.py`): RLlib's DQN loop and
+SEQL's in-process loop both train with `compute_losses`, except where the fused step
+(`fused_step.py`) stands in for it: a stock learner and modules, checked against
+autograd before first use (`fused_update="auto"`).
+"""
 
 from __future__ import annotations
 
@@ -30,9 +36,17 @@ class SEQLTorchLearner(DQNTorchLearner):
     run on every other agent's part, so each agent trains on the same M transitions.
     """
 
+    # The terms of Eq. 6 and App. D (`losses.py`), each overridable on its own.
+    q_target = staticmethod(q_target)
+    q_loss = staticmethod(q_loss)
+    seql_loss = staticmethod(seql_loss)
+
     def build(self) -> None:
         super().build()
         set_torch_threads(self.config.torch_num_threads)
+        # Per module, this step's [loss, own loss, others' loss, mean Q, mean |TD|]
+        # (`STAT_NAMES` but the gradient norm), for the in-process loop's figures.
+        self.last_figures: dict = {}
 
     def configure_optimizers_for_module(self, module_id, config=None):
         # RLlib's default Adam, fused: one kernel per step instead of a Python loop
@@ -57,13 +71,17 @@ class SEQLTorchLearner(DQNTorchLearner):
                     _transitions(batch[k], _forward(module, batch[k])) for k in batch if k != mid
                 ]
                 others_loss, others_q, others_td = self._eq6(_concat(others))
-                loss = seql_loss(own_loss, others_loss, config.seql_lambda)
+                loss = self.seql_loss(own_loss, others_loss, config.seql_lambda)
                 q = torch.cat([own_q, others_q])
                 td = torch.cat([own_td, others_td])
                 self.metrics.log_value((mid, OTHERS_Q_LOSS_KEY), others_loss, window=1)
             else:
                 loss, q, td = own_loss, own_q, own_td
+                others_loss = torch.zeros_like(own_loss)
             losses[mid] = loss
+            self.last_figures[mid] = torch.stack(
+                [loss.detach(), own_loss.detach(), others_loss.detach(), q.mean(), td.mean()]
+            )
             self.metrics.log_dict(
                 {
                     QF_LOSS_KEY: loss,
@@ -78,7 +96,7 @@ class SEQLTorchLearner(DQNTorchLearner):
 
     def _eq6(self, t: dict):
         """Eq. 6 on transitions `t`; also Q(s, a) and |TD error| per transition."""
-        target = q_target(
+        target = self.q_target(
             t[Columns.REWARDS],
             t[QF_TARGET_NEXT_PREDS],
             t[Columns.TERMINATEDS],
@@ -86,7 +104,7 @@ class SEQLTorchLearner(DQNTorchLearner):
             self.config.mask_terminals,
         )
         q_taken = t[QF_PREDS].gather(-1, t[Columns.ACTIONS].long().unsqueeze(-1)).squeeze(-1)
-        return q_loss(q_taken, target), q_taken.detach(), (q_taken - target).abs().detach()
+        return self.q_loss(q_taken, target), q_taken.detach(), (q_taken - target).abs().detach()
 
 
 def _forward(module, batch: dict) -> dict:
