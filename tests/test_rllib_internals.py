@@ -256,3 +256,25 @@ def test_torch_learner_enters_each_modules_no_sync_with_several_learners():
         "TorchLearner.build no longer calls _make_modules_ddp_if_necessary, which "
         "DataParallelSEACLearner overrides to leave the modules unwrapped"
     )
+
+
+def test_learner_update_takes_its_minibatches_from_create_iterator_if_necessary():
+    # rllib_seac._rllib_internals.ReplacesMinibatchIterator overrides this method and
+    # reads the iterator's settings from its attributes.
+    from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+    from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
+
+    assert "self._create_iterator_if_necessary(" in inspect.getsource(Learner.update), (
+        "Learner.update no longer calls _create_iterator_if_necessary"
+    )
+    params = set(inspect.signature(Learner._create_iterator_if_necessary).parameters)
+    expected = {"training_data", "num_total_minibatches", "num_epochs", "minibatch_size"}
+    assert expected | {"shuffle_batch_per_epoch"} <= params, params
+    batch = MultiAgentBatch({"m": SampleBatch({"x": [1, 2, 3]})}, 3)
+    iterator = MiniBatchCyclicIterator(
+        batch, num_epochs=2, minibatch_size=2, shuffle_batch_per_epoch=True
+    )
+    assert iterator._batch is batch
+    assert (iterator._num_epochs, iterator._minibatch_size) == (2, 2)
+    assert iterator._shuffle_batch_per_epoch is True
+    assert iterator._num_total_minibatches == 0
