@@ -3,13 +3,21 @@
 The one module that opens a checkpoint's files (the Algorithm's restore check, the
 evaluation and rendering tools, the authors' weights import share it); it imports
 nothing else of this package, so any of them can use it.
+
+RLlib writes a checkpoint's config and modules with pickle, which can run any code
+when read. `read_pickle` reads them without running any: it calls only an
+allow-list of constructors (plain containers, numpy's array rebuilders), and every
+other class or function the file names becomes an inert `StandIn` that keeps its
+name and pickled data, without importing its module.
 """
 
 from __future__ import annotations
 
+import collections
 import pickle
 from pathlib import Path
 
+import numpy as np
 from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE
 from ray.rllib.utils.checkpoints import Checkpointable
 
@@ -68,3 +76,117 @@ def saved_config(checkpoint):
     if state is None:
         raise CheckpointError(f"{checkpoint} has no {CONFIG_FILE}: not an algorithm checkpoint")
     return AlgorithmConfig.from_state(state)
+
+
+class StandIn:
+    """An object of a class (or a call of a function) that a pickle named and
+    `read_pickle` did not import: its pickled data, nothing else. The class itself
+    keeps the pickled `__module__` and `__qualname__`."""
+
+    dump_patches = False  # read by torch.load's source check of pickled modules
+
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            self.__dict__["_call"] = (args, kwargs)
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 2:  # (__dict__, __slots__ values)
+            for part in state:
+                self.__setstate__(part)
+        elif isinstance(state, dict):
+            self.__dict__.update(state)
+        elif state is not None:
+            self.__dict__["_state"] = state
+
+    def __call__(self, *args, **kwargs):  # what a call of the pickled object returned
+        return type(self)(*args, **kwargs)
+
+    def __setitem__(self, key, value):
+        self.__dict__.setdefault("_items", {})[key] = value
+
+    def append(self, value):
+        self.__dict__.setdefault("_list", []).append(value)
+
+    def extend(self, values):
+        self.__dict__.setdefault("_list", []).extend(values)
+
+
+_stand_ins: dict[tuple[str, str], type] = {}
+
+
+def stand_in(module: str, name: str) -> type:
+    """The StandIn class of the pickled global `module.name` (one per name)."""
+    key = (module, name)
+    if key not in _stand_ins:
+        _stand_ins[key] = type(name, (StandIn,), {"__module__": module, "__qualname__": name})
+    return _stand_ins[key]
+
+
+def global_name(value) -> str | None:
+    """ "module.name" of a StandIn class (a class or function the pickle named), else None."""
+    if isinstance(value, type) and issubclass(value, StandIn):
+        return f"{value.__module__}.{value.__qualname__}"
+    return None
+
+
+def _numpy_globals() -> dict:
+    import importlib
+
+    found = {}
+    for core in ("core", "_core"):  # numpy 1 and numpy 2
+        for module, name in (
+            ("numeric", "_frombuffer"),
+            ("multiarray", "_reconstruct"),
+            ("multiarray", "scalar"),
+        ):
+            try:
+                found[(f"numpy.{core}.{module}", name)] = getattr(
+                    importlib.import_module(f"numpy._core.{module}"), name
+                )
+            except (ImportError, AttributeError):
+                pass
+    return found
+
+
+# Constructors a pickle may call while `read_pickle` reads it: containers, and
+# numpy's rebuilders of arrays, dtypes and scalars.
+SAFE_GLOBALS = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "defaultdict"): collections.defaultdict,
+    **{(m, t.__name__): t for m in ("builtins", "__builtin__") for t in (dict, set, frozenset)},
+    ("_codecs", "encode"): __import__("codecs").encode,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): np.ndarray,
+    **_numpy_globals(),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Calls only `allowed` globals; a global that `stand_in_ok(module, name)` accepts
+    becomes a StandIn class, any other is refused (pickle.UnpicklingError)."""
+
+    def __init__(self, file, *, allowed=None, stand_in_ok=lambda module, name: True, **kwargs):
+        super().__init__(file, **kwargs)
+        self._allowed = SAFE_GLOBALS if allowed is None else allowed
+        self._stand_in_ok = stand_in_ok
+
+    def find_class(self, module, name):
+        if (module, name) in self._allowed:
+            return self._allowed[(module, name)]
+        if self._stand_in_ok(module, name):
+            return stand_in(module, name)
+        raise pickle.UnpicklingError(f"refusing global {module}.{name}")
+
+
+def read_pickle(path, what: str = "checkpoint file"):
+    """The object pickled in `path`, read without running code (see RestrictedUnpickler);
+    a file that is empty, truncated or not a pickle is a CheckpointError naming it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return RestrictedUnpickler(f).load()
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    except Exception as e:  # EOFError, UnpicklingError, and what a garbled file raises
+        reason = "it is empty" if path.stat().st_size == 0 else f"{type(e).__name__}: {e}"
+        raise CheckpointError(f"{path} is not a readable {what} ({reason}).") from None

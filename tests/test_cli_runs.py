@@ -146,7 +146,7 @@ seac-keys:
 def checkpoint_env(checkpoint: Path) -> str:
     from rllib_seac.analysis.evaluation import AgentPolicies
 
-    return AgentPolicies(checkpoint).config.env
+    return AgentPolicies(checkpoint, imports=["tests.user_envs"]).config.env
 
 
 @pytest.mark.parametrize(
@@ -173,8 +173,11 @@ spread:
     (checkpoint,) = (tmp_path / "spread").glob("*/checkpoint_*")
     assert checkpoint_env(checkpoint) == stored
     capsys.readouterr()
-    # No --import: the checkpoint's env spec names the module.
-    assert main(["evaluate", str(checkpoint), "--episodes", "2", "--json"]) == 0
+    # Making the env runs code from the module the spec names: only one the user imports.
+    assert main(["evaluate", str(checkpoint), "--episodes", "2"]) == 2
+    assert "--import tests.user_envs" in capsys.readouterr().err
+    args = ["evaluate", str(checkpoint), "--episodes", "2", "--json", "--import", "tests.user_envs"]
+    assert main(args) == 0
     evaluation = json.loads(capsys.readouterr().out)
     assert evaluation["episodes"] == 2 and set(evaluation["agent_returns"]) == {
         "agent_0",

@@ -154,7 +154,9 @@ def test_render_an_env_that_cannot_render(tmp_path, capsys):
         path = algo.save_to_path(str(tmp_path / "checkpoint"))
     finally:
         algo.stop()
-    code, _, err = run_cli(capsys, "render", path, "--out", tmp_path / "run.gif")
+    # The env is a class: made from the module the user imports.
+    args = ["render", path, "--out", tmp_path / "run.gif", "--import", "tests.envs_for_tests"]
+    code, _, err = run_cli(capsys, *args)
     assert code == 2
     assert err.strip() == (
         "rllib: error: env SpacesEnv cannot render: with render_mode='rgb_array' its "

@@ -5,21 +5,36 @@ SEAC's actions are sampled from pi_i(.|o^i), not taken greedily; its Q-learning
 agents (SEQL, IQL: App. D) are evaluated greedily, epsilon = 0, a^i = argmax_a
 Q_i(o^i, a). Only the config and the RLModules are read from the checkpoint: no
 learner, env runner or Ray actor is built.
+
+Reading runs no code from the checkpoint (`safe_config`, `safe_modules`): its
+settings and weights are read as data through `checkpoints.read_pickle`, its
+networks are built by this package. A checkpoint that needs more (a grouping of
+agents, an env class or RLModule of the user's) is refused with a pointer to
+`trust=True` (`--trust-checkpoint`), which reads it with RLlib's own unpickling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 
-from rllib_seac.agent_modules import module_of_each_agent
+from rllib_seac.agent_modules import agent_is_module, all_agents_share, module_of_each_agent
 from rllib_seac.analysis.labels import env_label, variant_name
-from rllib_seac.checkpoints import MODULES_DIR, CheckpointError, find_checkpoint, saved_config
+from rllib_seac.checkpoints import (
+    CONFIG_FILE,
+    MODULES_DIR,
+    CheckpointError,
+    find_checkpoint,
+    global_name,
+    read_pickle,
+    saved_config,
+)
 from rllib_seac.envs import make_env
 from rllib_seac.seac.config import SEACConfig
 from rllib_seac.seeding import action_generator
@@ -27,15 +42,36 @@ from rllib_seac.seql import SEQLConfig
 
 STOCHASTIC = "stochastic policies"
 GREEDY = "greedy policies (epsilon = 0)"
+TRUST_HINT = (
+    "give --trust-checkpoint (Python: trust=True) to read it with RLlib's unpickling, "
+    "which runs code the checkpoint names: only for checkpoints you trust"
+)
+# Config classes and agent groupings a checkpoint may name, by their pickled names
+# (old module paths too: rllib_seac.MOVED_MODULES).
+CONFIG_CLASSES = {
+    **{f"{m}.SEACConfig": SEACConfig for m in ("rllib_seac.seac.config", "rllib_seac.config")},
+    "rllib_seac.seql.config.SEQLConfig": SEQLConfig,
+}
+MAPPING_FUNCTIONS = {
+    f"{m}.{f.__name__}": f
+    for m in ("rllib_seac.agent_modules", "rllib_seac.seac.config", "rllib_seac.config")
+    for f in (agent_is_module, all_agents_share)
+}
 
 
 class AgentPolicies:
     """The agents' policies from a checkpoint, by agent id, with the config they trained
     with: SEAC's actors, sampled, or SEQL's Q-networks, greedy."""
 
-    def __init__(self, checkpoint):
+    def __init__(self, checkpoint, trust: bool = False, imports=()):
+        """`trust`: read the checkpoint with RLlib's unpickling (runs the code it
+        names); else as data only. `imports`: the modules the user imported, whose
+        envs a "module:name" env of the checkpoint may be."""
         self.checkpoint = find_checkpoint(checkpoint)
-        self.config = saved_config(self.checkpoint)
+        if trust:
+            self.config = saved_config(self.checkpoint)
+        else:
+            self.config = safe_config(self.checkpoint, imports)
         if not isinstance(self.config, (SEACConfig, SEQLConfig)):
             raise CheckpointError(
                 f"{self.checkpoint} is a {type(self.config).__name__} checkpoint, not "
@@ -43,12 +79,42 @@ class AgentPolicies:
             )
         self.greedy = isinstance(self.config, SEQLConfig)
         self.kind = GREEDY if self.greedy else STOCHASTIC
-        modules = MultiRLModule.from_checkpoint(self.checkpoint / MODULES_DIR)
         agents = self.config.agent_ids
+        module_ids = module_of_each_agent(self.config.policy_mapping_fn, agents)
+        for aid, mid in zip(agents, module_ids):
+            if not (self.checkpoint / MODULES_DIR / mid).is_dir():
+                raise CheckpointError(
+                    f"{self.checkpoint} has no module for agent {aid} "
+                    f"({MODULES_DIR / mid} is missing): it would act untrained."
+                )
+        if trust:
+            modules = MultiRLModule.from_checkpoint(self.checkpoint / MODULES_DIR)
+        else:
+            modules = self._safe_modules(sorted(set(module_ids)))
         self.actors = {
             aid: _policy_net(modules[mid], self.greedy)
             for aid, mid in zip(agents, module_of_each_agent(self.config.policy_mapping_fn, agents))
         }
+
+    def _safe_modules(self, module_ids: list[str]) -> dict:
+        """The checkpoint's modules, built here from its config and the env's spaces,
+        their weights read as data."""
+        env = self.make_env()
+        try:
+            agent = self.config.agent_ids[0]
+            spaces = (env.observation_spaces[agent], env.action_spaces[agent])
+        finally:
+            env.close()
+        spec = self.config.get_multi_rl_module_spec(spaces=dict.fromkeys(module_ids, spaces))
+        modules = {}
+        for mid in module_ids:
+            module = spec.rl_module_specs[mid].build()
+            if hasattr(module, "make_target_networks"):  # SEQL's target Q-networks
+                module.make_target_networks()
+            file = self.checkpoint / MODULES_DIR / mid / "module_state.pkl"
+            load_weights(module, read_pickle(file, "module state"), file)
+            modules[mid] = module
+        return modules
 
     def make_env(self, **extra_config):
         """The checkpoint's env with its env config (and `extra_config`)."""
@@ -72,6 +138,106 @@ class AgentPolicies:
                 probs = torch.softmax(out, dim=-1)
                 actions[aid] = int(torch.multinomial(probs, 1, generator=generator))
         return actions
+
+
+def safe_config(checkpoint, imports=()):
+    """The SEACConfig or SEQLConfig a checkpoint was saved with, read as data: a fresh
+    config of its class with the saved settings that are plain data (numbers, strings,
+    lists, dicts), the agents' grouping one of this package's. Settings that are code
+    (callbacks, a custom RLModule) keep their defaults: evaluation does not use them.
+    An env given as code (a class, or a "module:name" spec) is made only from a module
+    in `imports`, which the user imported."""
+    file = Path(checkpoint) / CONFIG_FILE
+    if not file.is_file():
+        raise CheckpointError(f"{checkpoint} has no {CONFIG_FILE}: not an algorithm checkpoint")
+    saved = read_pickle(file, "checkpoint config")
+    try:
+        (state, *_), _ = saved["ctor_args_and_kwargs"]
+        name = global_name(state["class"])
+    except (TypeError, KeyError, ValueError):
+        raise CheckpointError(f"{file} holds no algorithm config.") from None
+    if name not in CONFIG_CLASSES:
+        kind = (name or "unknown").rpartition(".")[2]
+        raise CheckpointError(f"{checkpoint} is a {kind} checkpoint, not SEAC's or SEQL's.")
+    config = CONFIG_CLASSES[name]()
+    mapping = state.get("policy_mapping_fn")
+    if global_name(mapping) not in MAPPING_FUNCTIONS:
+        raise CheckpointError(
+            f"{checkpoint} maps agents to modules with its own policy_mapping_fn "
+            f"({global_name(mapping) or type(mapping).__name__}), which is code; {TRUST_HINT}."
+        )
+    env = _known_env(checkpoint, state.get("env"), imports)
+    for key, value in state.items():
+        if key not in ("class", "policy_mapping_fn") and hasattr(config, key) and _is_data(value):
+            config.__dict__[key] = value
+    config.policy_mapping_fn = MAPPING_FUNCTIONS[global_name(mapping)]
+    config.env = env
+    if not isinstance(config.agent_ids, list) or not config.agent_ids:
+        raise CheckpointError(f"{file} names no agents (agent_ids).")
+    return config
+
+
+def _is_data(value) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(map(_is_data, value))
+    if isinstance(value, dict):
+        return all(_is_data(k) and _is_data(v) for k, v in value.items())
+    return False
+
+
+def _known_env(checkpoint, env, imports):
+    """The checkpoint's env: a name, or code (a "module:name" spec, a class) from a
+    module the user imported (--import); making any other would run code the
+    checkpoint names."""
+    import importlib
+
+    from rllib_seac.envs import is_env_spec
+
+    if isinstance(env, str) and not is_env_spec(env):
+        return env
+    if isinstance(env, str):
+        module, shown = env.split(":", 1)[0], env
+    elif global_name(env):
+        module, shown = env.__module__, global_name(env)
+    else:
+        raise CheckpointError(f"{checkpoint}'s env is a {type(env).__name__}, not a name.")
+    if module not in set(imports or ()):
+        raise CheckpointError(
+            f"{checkpoint}'s env {shown} imports and calls code from {module}: give "
+            f"--import {module} if you know that module, or --trust-checkpoint."
+        )
+    if isinstance(env, str):
+        return env
+    found = importlib.import_module(module)
+    for part in env.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if not callable(found):
+        raise CheckpointError(f"{checkpoint}'s env {shown} is not in {module}.")
+    return found
+
+
+def load_weights(module, state, file) -> None:
+    """`state` (a module's saved tensors, read as data) into `module`: the same names
+    and shapes, or a CheckpointError naming `file`."""
+    expected = module.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+        raise CheckpointError(f"{file} holds no module weights (a dict of arrays).")
+    if set(state) != set(expected):
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        raise CheckpointError(
+            f"{file} does not fit the module this config builds (missing {missing}, "
+            f"unexpected {extra}): a module of another kind; {TRUST_HINT}."
+        )
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{file}: {key} has shape {tuple(value.shape)}, the module built for the "
+                f"checkpoint's env and config has {tuple(expected[key].shape)}."
+            )
+    module.load_state_dict({k: torch.as_tensor(v.copy()) for k, v in state.items()})
 
 
 def _policy_net(module, greedy: bool):
@@ -156,9 +322,12 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def evaluate(checkpoint, episodes: int = 100, seed: int | None = None) -> Evaluation:
-    """Runs `episodes` full episodes of the checkpoint's agents in its env."""
-    policies = AgentPolicies(checkpoint)
+def evaluate(
+    checkpoint, episodes: int = 100, seed: int | None = None, trust: bool = False, imports=()
+) -> Evaluation:
+    """Runs `episodes` full episodes of the checkpoint's agents in its env (`trust`,
+    `imports`: see AgentPolicies)."""
+    policies = AgentPolicies(checkpoint, trust, imports)
     env = policies.make_env()
     generator = action_generator(seed)
     returns = {aid: [] for aid in policies.actors}

@@ -63,15 +63,17 @@ def render_gif(
     max_steps: int | None = None,
     fps: float = 10,
     seed: int | None = None,
+    trust: bool = False,
+    imports=(),
 ) -> int:
     """Writes `episodes` episodes (each cut at `max_steps`) of the checkpoint's agents,
     with their evaluation policies (see evaluation.py), to the GIF `out`; returns the
-    number of frames."""
+    number of frames. `trust`, `imports`: see AgentPolicies."""
     from PIL import Image
 
     check_writable(out)
     use_headless_gl()
-    policies = AgentPolicies(checkpoint)
+    policies = AgentPolicies(checkpoint, trust, imports)
     name = env_label(policies.config.env)
     try:
         env = policies.make_env(render_mode="rgb_array")

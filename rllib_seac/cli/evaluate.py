@@ -18,7 +18,9 @@ def evaluate(args) -> int:
     from rllib_seac.checkpoints import CheckpointError
 
     try:
-        result = run_evaluation(args.checkpoint, args.episodes, args.seed)
+        result = run_evaluation(
+            args.checkpoint, args.episodes, args.seed, args.trust_checkpoint, args.imports or ()
+        )
     except CheckpointError as e:
         raise UsageError(str(e)) from None
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
@@ -45,6 +47,8 @@ def render(args) -> int:
             max_steps=args.max_steps,
             fps=args.fps,
             seed=args.seed,
+            trust=args.trust_checkpoint,
+            imports=args.imports or (),
         )
     except (CheckpointError, RenderError) as e:
         raise UsageError(str(e)) from None

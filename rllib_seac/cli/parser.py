@@ -24,7 +24,8 @@ CHECKPOINT_HELP = (
 IMPORT_HELP = (
     "Module to import first, e.g. my_pkg.envs: one whose import registers your envs "
     "with ray.tune.register_env (repeatable). Training stores it in the env name "
-    "(MODULE:ENV), so evaluate and render find the env again without it."
+    "(MODULE:ENV); evaluate and render make such an env only with --import MODULE "
+    "(or --trust-checkpoint)."
 )
 
 
@@ -53,6 +54,13 @@ def _checkpoint_options() -> argparse.ArgumentParser:
     parent = _imports()
     parent.add_argument("checkpoint", help=CHECKPOINT_HELP)
     parent.add_argument("--seed", type=int, help="Seed of the first env reset and the actions.")
+    parent.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="Read the checkpoint with RLlib's unpickling, which runs code the checkpoint "
+        "names (a custom agent grouping, env class or RLModule). Without it, settings and "
+        "weights are read as data only.",
+    )
     return parent
 
 

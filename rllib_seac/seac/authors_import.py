@@ -9,10 +9,11 @@ of a categorical policy, and a critic MLP of the same shape with `critic_linear`
 on top; no observation normalisation. So agent i's tensors copy one to one into
 module i of a SEAC algorithm built for the env, which then saves a checkpoint.
 
-Their code need not be installed: `torch.load` reads the file through a restricted
-unpickler that turns their classes (and the torch.nn / torch.optim classes inside)
-into inert stand-ins that only keep the pickled attributes, and calls nothing but
-torch's tensor-rebuild functions and plain containers. Any other global is refused.
+Their code need not be installed: `torch.load` reads the file through the
+restricted unpickler of `rllib_seac.checkpoints`, which turns their classes (and
+the torch.nn / torch.optim classes inside) into inert stand-ins that only keep the
+pickled attributes, and calls nothing but torch's tensor-rebuild functions and
+plain containers. Any other global is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 
 from rllib_seac.agent_modules import module_of_each_agent
-from rllib_seac.checkpoints import CheckpointError
+from rllib_seac.checkpoints import CheckpointError, RestrictedUnpickler, StandIn
 
 MODEL_FILE = "models.pt"
 # Their class modules (seac/model.py, seac/distributions.py, run from seac/) and the
@@ -53,35 +54,21 @@ TENSOR_MAP = {
 }
 
 
-class _StandIn:
-    """An object of one of the authors' (or torch's) classes, reduced to its pickled
-    attributes. `dump_patches` is read by torch.load's source check of modules."""
-
-    dump_patches = False
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
+def _is_their_class(module: str, name: str) -> bool:
+    return module in STAND_IN_MODULES or module.startswith(STAND_IN_MODULE_PREFIXES)
 
 
-_stand_ins: dict[tuple[str, str], type] = {}
+class _RestrictedUnpickler(RestrictedUnpickler):
+    def __init__(self, file, **kwargs):
+        super().__init__(file, allowed=ALLOWED_GLOBALS, stand_in_ok=_is_their_class, **kwargs)
 
-
-def _stand_in(module: str, name: str) -> type:
-    key = (module, name)
-    if key not in _stand_ins:
-        _stand_ins[key] = type(name, (_StandIn,), {"__module__": module, "__qualname__": name})
-    return _stand_ins[key]
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
-        if (module, name) in ALLOWED_GLOBALS:
-            return ALLOWED_GLOBALS[(module, name)]
-        if module in STAND_IN_MODULES or module.startswith(STAND_IN_MODULE_PREFIXES):
-            return _stand_in(module, name)
-        raise pickle.UnpicklingError(
-            f"refusing global {module}.{name}: not part of a pickled SEAC model"
-        )
+        try:
+            return super().find_class(module, name)
+        except pickle.UnpicklingError:
+            raise pickle.UnpicklingError(
+                f"refusing global {module}.{name}: not part of a pickled SEAC model"
+            ) from None
 
 
 # torch.load's `pickle_module`: it subclasses `Unpickler` (adding storage handling)
@@ -106,7 +93,7 @@ def read_authors_model(path) -> dict[str, torch.Tensor]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
         raise CheckpointError(f"cannot read {path} as an authors' SEAC model: {e}") from None
     policy = saved.get("model") if isinstance(saved, dict) else None
-    if not isinstance(policy, _StandIn) or type(policy).__name__ != "Policy":
+    if not isinstance(policy, StandIn) or type(policy).__name__ != "Policy":
         raise CheckpointError(f"{path} holds no 'model' Policy (their A2C.save format).")
     base = policy.__dict__.get("_modules", {}).get("base")
     if base is not None and base.__dict__.get("_recurrent"):
@@ -114,7 +101,7 @@ def read_authors_model(path) -> dict[str, torch.Tensor]:
     return _tensors(policy)
 
 
-def _tensors(module: _StandIn, prefix: str = "") -> dict[str, torch.Tensor]:
+def _tensors(module: StandIn, prefix: str = "") -> dict[str, torch.Tensor]:
     state = module.__dict__
     tensors = {
         f"{prefix}{name}": value.detach()
@@ -122,7 +109,7 @@ def _tensors(module: _StandIn, prefix: str = "") -> dict[str, torch.Tensor]:
         if value is not None
     }
     for name, child in state.get("_modules", {}).items():
-        if isinstance(child, _StandIn):
+        if isinstance(child, StandIn):
             tensors.update(_tensors(child, f"{prefix}{name}."))
     return tensors
 
