@@ -349,12 +349,16 @@ def test_a_fused_step_that_disagrees_with_autograd_is_not_used(monkeypatch, capl
     assert_same_weights_and_adam_state(learner, reference)
 
 
-def test_the_self_check_changes_no_weight_nor_adam_state():
+def test_the_self_check_changes_no_weight_adam_state_or_statistic():
     checked, _ = make_learner(3)
     unchecked, _ = make_learner(3, fused_update="off")
     for learner in (checked, unchecked):
         train(learner, updates=1)
+    reported = [x.clone() for x in checked._stats["losses"]]
     checked_step = checked._fused_step(multi_agent_batch(learner_batch(checked, make_streams(3))))
     assert checked_step is not None  # made and self-checked
+    # The iteration's statistics hold the training step's figures only.
+    assert len(checked._stats["losses"]) == len(reported) == 1
+    torch.testing.assert_close(checked._stats["losses"][0], reported[0], rtol=0, atol=0)
     assert_same_weights_and_adam_state(checked, unchecked)
     assert all(p.grad is None for p in checked.module["agent_0"].parameters())

@@ -1,9 +1,14 @@
 """Rollouts collected in worker processes against those collected in process."""
 
 import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_seac import SEACConfig
+from rllib_seac.columns import ACTIONS, BEHAVIOUR_LOGP
 from rllib_seac.sampling.env_runner import SEACEnvRunner
+from rllib_seac.seac.rl_module import SEACTorchRLModule
 
 
 def rollouts(processes: int, n: int = 30, overlap: bool = False) -> list:
@@ -48,3 +53,31 @@ def test_two_worker_processes_split_the_envs():
 def test_overlapped_workers_give_the_same_rollouts_with_fixed_weights():
     # Without weight updates, sampling ahead changes nothing but the timing.
     assert_same(rollouts(2)[0], rollouts(2, overlap=True)[0])
+
+
+class AlwaysFirstAction(SEACTorchRLModule):
+    """A module whose exploration forward is not its actor MLP's."""
+
+    def _forward(self, batch, **kwargs):
+        logits = torch.full((len(batch[Columns.OBS]), self.action_space.n), -30.0)
+        logits[:, 0] = 0.0
+        return {Columns.ACTION_DIST_INPUTS: logits}
+
+
+def test_a_module_that_overrides_its_forward_samples_with_it():
+    config = (
+        SEACConfig()
+        .environment("rware-tiny-2ag-v2", env_config={"max_steps": 12})
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=AlwaysFirstAction))
+        .debugging(seed=3)
+    )
+    config.validate()
+    runner = SEACEnvRunner(config=config)
+    try:
+        batches = [runner.sample() for _ in range(3)]
+    finally:
+        runner.stop()
+    for batch in batches:
+        for columns in batch.values():
+            assert (np.asarray(columns[ACTIONS]) == 0).all()
+            np.testing.assert_allclose(columns[BEHAVIOUR_LOGP], 0.0, atol=1e-6)

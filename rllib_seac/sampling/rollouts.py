@@ -15,7 +15,7 @@ import pickle
 
 import numpy as np
 import torch
-from torch import nn
+from ray.rllib.core.columns import Columns
 
 from rllib_seac.columns import (
     ACTIONS,
@@ -26,8 +26,13 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
+from rllib_seac.numerics.stacked_mlp import numpy_layers, numpy_mlp_forward, relu_mlp_linears
 from rllib_seac.sampling.env_batch import EnvBatch
 from rllib_seac.seeding import derived_seed
+
+# The RLModule methods between an observation and the action logits when sampling:
+# where a module overrides none of them, its actor MLP runs in numpy.
+EXPLORATION_PATH = ("forward_exploration", "_forward_exploration", "_forward", "setup")
 
 
 class RolloutCollector:
@@ -54,14 +59,11 @@ class RolloutCollector:
         per row from the collector's own generator.
         """
         if self._actors is None:  # re-stacked after each weight update
-            self._actors = _stack_actor_arrays(
-                [self.module[m].actor for m in self._module_of_agent]
-            )
-        x = obs
-        for i, (weight, bias) in enumerate(self._actors):
-            x = np.matmul(x, weight) + bias  # [N, E, in] @ [N, in, out]
-            if i < len(self._actors) - 1:
-                np.maximum(x, 0.0, out=x)
+            self._actors = _actor_layers([self.module[m] for m in self._module_of_agent])
+        if self._actors:
+            x = numpy_mlp_forward(self._actors, obs)  # [N, E, A]
+        else:  # the modules' own forward, where it is not the stock actor MLP's
+            x = _exploration_logits([self.module[m] for m in self._module_of_agent], obs)
         shifted = x - x.max(-1, keepdims=True)
         unnormalised = np.exp(shifted)
         total = unnormalised.sum(-1, keepdims=True)
@@ -133,20 +135,40 @@ class RolloutCollector:
 
 
 @torch.no_grad()
-def _stack_actor_arrays(actors: list) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The agents' actor MLPs (Linear layers with ReLU between) as float32 arrays
-    per Linear layer: W^T [N, in, out] and b [N, 1, out]."""
-    layers = [list(actor) for actor in actors]
-    kinds = [type(layer) for layer in layers[0]]
-    if kinds[::2] != [nn.Linear] * len(kinds[::2]) or set(kinds[1::2]) - {nn.ReLU}:
-        raise TypeError(f"SEAC's rollouts need actor MLPs of Linear and ReLU layers, got {kinds}")
-    return [
-        (
-            np.stack([net[i].weight.cpu().numpy().T for net in layers]),
-            np.stack([net[i].bias.cpu().numpy() for net in layers])[:, None, :],
-        )
-        for i in range(0, len(layers[0]), 2)
-    ]
+def _actor_layers(modules: list) -> list[tuple[np.ndarray, ...]]:
+    """The agents' actor MLPs as numpy arrays (`numerics.stacked_mlp.numpy_layers`),
+    or [] where a module's exploration forward is not the stock actor MLP's (a
+    subclass that overrides it, or another network): then the modules' own forward
+    samples (`_exploration_logits`)."""
+    from rllib_seac.fused_guard import overridden
+    from rllib_seac.seac.rl_module import SEACTorchRLModule
+
+    linears = []
+    for module in modules:
+        if not isinstance(module, SEACTorchRLModule) or overridden(
+            module, SEACTorchRLModule, EXPLORATION_PATH
+        ):
+            return []
+        layers = relu_mlp_linears(module.actor)
+        if layers is None:
+            return []
+        linears.append(layers)
+    if len({tuple(layer.weight.shape for layer in net) for net in linears}) != 1:
+        return []
+    return numpy_layers(linears)
+
+
+@torch.no_grad()
+def _exploration_logits(modules: list, obs: np.ndarray) -> np.ndarray:
+    """Each agent's `forward_exploration` on its observations [N, E, D]: [N, E, A]."""
+    return np.stack(
+        [
+            module.forward_exploration({Columns.OBS: torch.from_numpy(o)})[
+                Columns.ACTION_DIST_INPUTS
+            ].numpy()
+            for module, o in zip(modules, obs)
+        ]
+    ).astype(np.float32)
 
 
 def actor_parameters(module) -> list[torch.Tensor]:

@@ -421,7 +421,8 @@ class SEACTorchLearner(TorchLearner):
                 TRUNCATEDS: (rng.random(rows) < 0.15) & ~terminated,
                 BEHAVIOUR_LOGP: np.log(rng.uniform(0.05, 1.0, rows)).astype(np.float32),
             }
-        stats = self._stats
+        # (the check's loss statistics go to a dict of their own, then are dropped)
+        stats, self._stats = self._stats, {}
         try:
             tensors = {
                 mid: {col: torch.as_tensor(v) for col, v in b.items()}
