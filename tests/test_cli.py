@@ -82,6 +82,86 @@ def test_bad_file_exits_2_with_one_message(tmp_path, capsys, text, message):
     assert err.startswith("rllib: error:") and len(err.strip().splitlines()) == 1, err
 
 
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (experiment() + experiment(), "exp.yaml: experiment 'x' is given twice (lines 1 and 6)"),
+        (experiment("{lr: 0.1, lr: 0.2}"), "exp.yaml: key 'lr' is given twice (lines 5 and 5)"),
+        ("x:\n  run: SEAC\n  env: caf\xe9\n".encode("latin-1"), "is not UTF-8 text (byte 0xe9"),
+        (BOMB, "exp.yaml: its aliases (*name) expand to more than 100,000 values"),
+        (
+            experiment().replace(
+                "  config:", "  checkpoint_config: {checkpoint_frequency: -5}\n  config:"
+            ),
+            "checkpoint_frequency must be an integer >= 0 (0: at the end), got -5.",
+        ),
+        (
+            experiment().replace("  config:", "  checkpoint_freq: -5\n  config:"),
+            "checkpoint_frequency must be an integer >= 0 (0: at the end), got -5.",
+        ),
+        (
+            experiment().replace("  config:", "  checkpoint_config: {num_to_keep: 0}\n  config:"),
+            "num_to_keep must be an integer >= 1 (or null: keep all), got 0.",
+        ),
+        (experiment().replace("x:", "../up:", 1), "experiment name '../up' must be a plain folder"),
+        (experiment().replace("x:", "a/b:", 1), "experiment name 'a/b' must be a plain folder"),
+        (
+            experiment("{num_sgd_iter: 5}"),
+            "config key 'num_sgd_iter' (num_epochs on the new stack) has no meaning for SEAC",
+        ),
+        (
+            experiment("{sgd_minibatch_size: 5}"),
+            "config key 'sgd_minibatch_size' (minibatch_size on the new stack) has no meaning",
+        ),
+        (experiment("{shared_policy: 'no'}"), "shared_policy must be true or false, got 'no'."),
+        (experiment("{overlap_sampling: 'false'}"), "overlap_sampling must be true or false"),
+        (experiment("{num_env_runners: -1}"), "num_env_runners must be an integer >= 0, got -1."),
+        (experiment("{torch_num_threads: -2}"), "torch_num_threads must be an integer >= 1"),
+        (experiment("{num_cpus_for_main_process: -1}"), "num_cpus_for_main_process must be a"),
+        (experiment("{seed: 4294967296}"), "seed must be an integer from 0 to 2**32-1"),
+        (experiment("{env_config: [1, 2]}"), "env_config must be a mapping of the env's settings"),
+        (experiment("{n_steps: 1000000000}"), "these settings need at least"),
+        (experiment("{num_envs_per_env_runner: 1000000000}"), "these settings need at least"),
+        (experiment("{hidden_sizes: [1000000000]}"), "these settings need at least"),
+    ],
+)
+def test_bad_file_is_refused_before_ray_in_one_line(tmp_path, capsys, data, message):
+    path = tmp_path / "exp.yaml"
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    assert main(["train", "file", str(path), "--storage-path", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    # One error line (after a note of an old key's translation, where one is made).
+    lines = err.strip().splitlines()
+    assert [line for line in lines if line.startswith("rllib: error:")] == lines[-1:], err
+    assert message in lines[-1]
+    assert len(lines[-1]) < 300  # an alias bomb's expansion is never printed
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--env", ""], "--env is empty: give an env name, or MODULE:CALLABLE."),
+        (["--storage-path", "{file}"], "storage path {file} is a file: give a directory."),
+        (["--storage-path", "{file}/sub"], "storage path {file}/sub is under a file ({file})"),
+        (["--storage-path", "/proc/runs"], "storage path /proc/runs: cannot write in /proc"),
+        (["--config", '{"env_config": "n_agents=4"}'], "env_config must be a mapping"),
+    ],
+)
+def test_bad_options_are_refused_before_ray(tmp_path, capsys, options, message):
+    file = tmp_path / "a-file"
+    file.write_text("")
+    options = [o.replace("{file}", str(file)) for o in options]
+    assert main(["train", "file", str(RWARE_YAML), "--dry-run", *options]) == 2
+    err = capsys.readouterr().err
+    assert message.replace("{file}", str(file)) in err and len(err.strip().splitlines()) == 1
+
+
 def test_missing_file(capsys):
     assert main(["train", "file", "no/such.yaml"]) == 2
     assert "cannot read no/such.yaml: No such file or directory" in capsys.readouterr().err

@@ -8,6 +8,8 @@ keys (num_samples, checkpoint_config, storage_path, max_failures). `rllib train
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,13 +163,27 @@ class Overrides:
     max_failures: int | None = None
 
 
+# Values a YAML file may expand to through its aliases (&a, *a): far more than any
+# experiment file holds, far fewer than an alias bomb's billions.
+MAX_YAML_VALUES = 100_000
+
+
 def load_file(path: Path, overrides: Overrides) -> list[Experiment]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}): "
+            "save it as UTF-8."
+        ) from None
+    try:
+        data = _read_yaml(text, path)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -178,12 +194,109 @@ def load_file(path: Path, overrides: Overrides) -> list[Experiment]:
     return [experiment(str(name), entry, overrides) for name, entry in data.items()]
 
 
+def _read_yaml(text: str, path: Path):
+    """yaml.safe_load, refusing a key given twice in one mapping (YAML keeps the last
+    silently) and aliases that expand to more than MAX_YAML_VALUES values."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    what = "experiment" if node is self._root else "key"
+                    raise UsageError(
+                        f"{path}: {what} {key!r} is given twice (lines {seen[key]} and "
+                        f"{line}); YAML would keep only the last."
+                    )
+                seen[key] = line
+            return super().construct_mapping(node, deep)
+
+    loader = Loader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if _expanded_size(root) > MAX_YAML_VALUES:
+            raise UsageError(
+                f"{path}: its aliases (*name) expand to more than {MAX_YAML_VALUES:,} "
+                "values; write the experiments out."
+            )
+        loader._root = root
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root) -> int:
+    """Values in the document once every alias is replaced by what it names (aliases
+    share nodes, so this counts each node once per path to it)."""
+    sizes: dict[int, int] = {}
+    order, stack = [], [root]
+    while stack:  # post-order without recursion: an alias bomb nests deeply
+        node = stack.pop()
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = 0
+        order.append(node)
+        for child in _children(node):
+            stack.append(child)
+    for node in reversed(order):
+        total = 1 + sum(sizes[id(child)] for child in _children(node))
+        sizes[id(node)] = min(total, MAX_YAML_VALUES + 1)
+    return sizes[id(root)]
+
+
+def _children(node) -> list:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def check_name(name: str) -> None:
+    """An experiment's name is its run's folder under the storage path."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or ".." in name:
+        raise UsageError(
+            f"experiment name {name!r} must be a plain folder name (no '/', '\\' or '..'): "
+            "it names the run's folder under the storage path."
+        )
+
+
+def check_storage_path(path: str) -> None:
+    """A local --storage-path (or storage_path) must be a directory this user can
+    write, or one that can be made: checked before Ray starts."""
+    if "://" in path:
+        return  # a URI (s3://, gs://, ...): its file system answers when Tune writes
+    target = Path(path).expanduser().absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == target else f"is under a file ({existing})"
+        raise UsageError(f"storage path {path} {where}: give a directory.")
+    try:  # a folder made and removed where the run's folders will go
+        os.rmdir(tempfile.mkdtemp(prefix=".rllib-write-check-", dir=existing))
+    except OSError as e:
+        raise UsageError(
+            f"storage path {path}: cannot write in {existing} ({e.strerror or e})."
+        ) from None
+
+
 def experiment(name: str, entry, overrides: Overrides) -> Experiment:
     """One experiment from its YAML entry (or flags), old keys translated."""
 
     def fail(msg):
         raise UsageError(f"experiment {name!r}: {msg}")
 
+    check_name(name)
     if not isinstance(entry, dict):
         fail("must be a mapping with keys run, env, stop, config.")
     entry = dict(entry)
@@ -209,6 +322,8 @@ def experiment(name: str, entry, overrides: Overrides) -> Experiment:
     if "env" in config:  # Ray 2.40's examples also put the env in the config.
         note(f"experiment {name!r}: config.env -> env")
         entry.setdefault("env", config.pop("env"))
+    if overrides.env is not None and not overrides.env.strip():
+        raise UsageError("--env is empty: give an env name, or MODULE:CALLABLE.")
     env = overrides.env or entry.get("env")
     if not env:
         fail("missing 'env' (e.g. env: rware-tiny-2ag-v2).")
@@ -229,6 +344,9 @@ def experiment(name: str, entry, overrides: Overrides) -> Experiment:
         max_failures = entry.get("max_failures", 0)
     if not isinstance(max_failures, int) or max_failures < -1:
         fail(f"max_failures must be an integer >= -1 (-1: no limit), got {max_failures!r}.")
+    storage_path = overrides.storage_path or entry.get("storage_path")
+    if storage_path is not None:
+        check_storage_path(str(storage_path))
     plain, grid = {}, {}
     for key, value in translate_config(name, str(entry["run"]), config).items():
         if isinstance(value, dict) and "grid_search" in value:
@@ -246,7 +364,7 @@ def experiment(name: str, entry, overrides: Overrides) -> Experiment:
         grid=grid,
         num_samples=num_samples,
         checkpoint=checkpoint,
-        storage_path=overrides.storage_path or entry.get("storage_path"),
+        storage_path=storage_path,
         max_failures=max_failures,
     )
 
@@ -261,7 +379,21 @@ def _checkpoint_config(value, fail) -> dict:
             f"unknown checkpoint_config key(s) {', '.join(map(str, unknown))}; allowed: "
             f"{', '.join(CHECKPOINT_KEYS)}."
         )
+    frequency = value.get("checkpoint_frequency", 0)
+    if not _is_int(frequency) or frequency < 0:
+        fail(f"checkpoint_frequency must be an integer >= 0 (0: at the end), got {frequency!r}.")
+    keep = value.get("num_to_keep")
+    if keep is not None and not (_is_int(keep) and keep >= 1):
+        fail(f"num_to_keep must be an integer >= 1 (or null: keep all), got {keep!r}.")
+    if not isinstance(value.get("checkpoint_at_end", True), bool):
+        fail(f"checkpoint_at_end must be true or false, got {value['checkpoint_at_end']!r}.")
+    if value.get("checkpoint_score_order", "max") not in ("max", "min"):
+        fail(f"checkpoint_score_order must be max or min, got {value['checkpoint_score_order']!r}.")
     return value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def translate_config(name: str, run: str, config: dict) -> dict:
@@ -275,8 +407,14 @@ def translate_config(name: str, run: str, config: dict) -> dict:
     out = {}
     for key, value in config.items():
         if key in CONFIG_RENAMES:
-            note(f"experiment {name!r}: {key} -> {CONFIG_RENAMES[key]}")
-            out[CONFIG_RENAMES[key]] = value
+            new = CONFIG_RENAMES[key]
+            if is_seac and new in SEAC_IGNORED:
+                fail(
+                    f"config key {key!r} ({new} on the new stack) has no meaning for SEAC: "
+                    f"{SEAC_IGNORED[new]}"
+                )
+            note(f"experiment {name!r}: {key} -> {new}")
+            out[new] = value
         elif key == "framework":
             if value != "torch":
                 fail(f"framework: {value} is not supported; Ray 2.60's API stack runs torch.")

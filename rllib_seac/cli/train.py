@@ -96,7 +96,7 @@ def _experiments(args) -> list[Experiment]:
             raise UsageError("--algo is for a run without a file; the file names its 'run'.")
         experiments = load_file(Path(args.path), overrides)
     elif args.algo and args.env:
-        name = f"{args.algo.lower()}-{args.env.replace(':', '-')}"
+        name = f"{args.algo.lower()}-{args.env.replace(':', '-').replace('/', '-')}"
         experiments = [experiment(name, {"run": args.algo}, overrides)]
     else:
         raise UsageError(
