@@ -128,6 +128,27 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         (experiment("{n_steps: 1000000000}"), "these settings need at least"),
         (experiment("{num_envs_per_env_runner: 1000000000}"), "these settings need at least"),
         (experiment("{hidden_sizes: [1000000000]}"), "these settings need at least"),
+        (
+            experiment("{env_config: {n_agents: 1000}}"),
+            "Bad env config for rware-tiny-2ag-v2: n_agents must be at most the 110 cells",
+        ),
+        (
+            experiment("{env_config: {request_queue_size: 100}}"),
+            "Bad env config for rware-tiny-2ag-v2: request_queue_size must be at most its 32",
+        ),
+        (
+            experiment("{env_config: {players: 100}}", env="Foraging-8x8-2p-2f-v3"),
+            "Bad env config for Foraging-8x8-2p-2f-v3: players (100) and max_num_food (2) must",
+        ),
+        (
+            experiment("{env_config: {max_num_food: 60}}", env="Foraging-8x8-2p-2f-v3"),
+            "Bad env config for Foraging-8x8-2p-2f-v3: max_num_food must be at most 9 on its",
+        ),
+        (
+            experiment(env="builtins:dict"),
+            "env 'builtins:dict' returned dict, not an env (an object with reset() and step()",
+        ),
+        (experiment(env="os:getcwd"), "env 'os:getcwd': calling it with the env config failed"),
     ],
 )
 def test_bad_file_is_refused_before_ray_in_one_line(tmp_path, capsys, data, message):
@@ -151,6 +172,8 @@ def test_bad_file_is_refused_before_ray_in_one_line(tmp_path, capsys, data, mess
         (["--storage-path", "{file}/sub"], "storage path {file}/sub is under a file ({file})"),
         (["--storage-path", "/proc/runs"], "storage path /proc/runs: cannot write in /proc"),
         (["--config", '{"env_config": "n_agents=4"}'], "env_config must be a mapping"),
+        # A dry run builds the env once: what the run could not start with stops it.
+        (["--config", '{"env_config": {"n_agents": 1000}}'], "n_agents must be at most the"),
     ],
 )
 def test_bad_options_are_refused_before_ray(tmp_path, capsys, options, message):

@@ -45,16 +45,16 @@ def make_env(env, env_config: dict | None = None) -> MultiAgentEnv:
     `register_env`, or a MultiAgentEnv class / callable taking the env config."""
     config = dict(env_config or {})
     if callable(env):
-        return env(config)
+        return _made(env, env, config)
     creators = _creators()
     if env in creators:
         return creators[env](config)
     if is_env_spec(env):
-        return _creator_from_spec(env)(config)
+        return _made(env, _creator_from_spec(env), config)
     from rllib_seac._rllib_internals import registered_env_creator
 
     if creator := registered_env_creator(env):
-        return creator(config)
+        return _made(env, creator, config)
     close = difflib.get_close_matches(str(env), creators, n=5, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ValueError(
@@ -63,6 +63,24 @@ def make_env(env, env_config: dict | None = None) -> MultiAgentEnv:
         "Foraging-8x8-2p-2f-coop-v3, predator-prey-sparse); other envs can "
         "be registered with ray.tune.register_env(name, creator)."
     )
+
+
+def _made(env, creator, config: dict):
+    """`creator(config)`, which must give an env: a wrong signature or another kind
+    of object is a ValueError naming the env."""
+    name = getattr(env, "__name__", None) or env
+    try:
+        instance = creator(config)
+    except TypeError as e:
+        raise ValueError(f"env {name!r}: calling it with the env config failed: {e}") from None
+    if not (
+        callable(getattr(instance, "reset", None)) and callable(getattr(instance, "step", None))
+    ):
+        raise ValueError(
+            f"env {name!r} returned {type(instance).__name__}, not an env (an object with "
+            "reset() and step(), e.g. a MultiAgentEnv)."
+        )
+    return instance
 
 
 def is_env_spec(env) -> bool:

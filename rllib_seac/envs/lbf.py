@@ -38,6 +38,7 @@ class LbfEnv(TupleAgentsEnv):
         config = dict(env_config or {})
         check_lbf_config(env_id, config, ForagingEnv)
         kwargs = {**gym.spec(env_id).kwargs, **config}
+        check_lbf_fits(env_id, kwargs)
         super().__init__(ForagingEnv(**kwargs))
 
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
@@ -65,3 +66,23 @@ def check_lbf_config(env_id: str, config: dict, env_class) -> None:
 
 def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_lbf_fits(env_id: str, kwargs: dict) -> None:
+    """The food and players fit the field. lbforaging places each food off the border
+    with no food in its 3x3 neighbourhood, giving up after 1000 tries (so fewer food,
+    silently), then each player on a free cell (a player with no cell breaks reset)."""
+    rows, columns = kwargs["field_size"]
+    food, players = kwargs["max_num_food"], kwargs["players"]
+    # Food at least 2 cells apart (rows and columns) inside the border: an upper bound.
+    most_food = -(-max(rows - 2, 0) // 2) * -(-max(columns - 2, 0) // 2)
+    if food > most_food:
+        raise EnvConfigError(
+            f"Bad env config for {env_id}: max_num_food must be at most {most_food} on its "
+            f"{rows}x{columns} field (food is kept off the border and apart), got {food}."
+        )
+    if players + food > rows * columns:
+        raise EnvConfigError(
+            f"Bad env config for {env_id}: players ({players}) and max_num_food ({food}) "
+            f"must fit on the {rows * columns} cells of its {rows}x{columns} field."
+        )

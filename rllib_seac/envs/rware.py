@@ -54,6 +54,7 @@ class RwareEnv(TupleAgentsEnv):
         if kwargs.pop("fast_step", True):
             spec = dataclasses.replace(spec, entry_point=FastWarehouse)
         super().__init__(gym.make(spec, disable_env_checker=True, **kwargs))
+        check_rware_fits(env_id, self.env.unwrapped)
 
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
         ended = done or truncated
@@ -107,4 +108,22 @@ def check_rware_config(env_id: str, config: dict) -> None:
         raise EnvConfigError(
             f"Bad env config for {env_id}: shelf_columns must be an odd integer >= 1 "
             f"(rware puts the goals under the middle column), got {columns!r}."
+        )
+
+
+def check_rware_fits(env_id: str, warehouse) -> None:
+    """The agents and requests fit the layout: rware's reset draws a cell per agent and
+    a shelf per request without replacement, and fails inside numpy otherwise."""
+    rows, columns = warehouse.grid_size
+    cells = rows * columns
+    shelves = cells - int(np.count_nonzero(warehouse.highways))
+    if warehouse.n_agents > cells:
+        raise EnvConfigError(
+            f"Bad env config for {env_id}: n_agents must be at most the {cells} cells of "
+            f"its {rows}x{columns} warehouse, got {warehouse.n_agents}."
+        )
+    if warehouse.request_queue_size > shelves:
+        raise EnvConfigError(
+            f"Bad env config for {env_id}: request_queue_size must be at most its "
+            f"{shelves} shelves, got {warehouse.request_queue_size}."
         )
