@@ -4,10 +4,13 @@
         [--num-env-runners R] [--overlap-sampling] [--env-processes P]
         [--env-config '{"fast_step": false}']
     python benchmarks/throughput.py --scaling [--seconds 20]
+    python benchmarks/throughput.py --fused-vs-autograd [--env rware-tiny-4ag-v2]
 
 Default: SEAC and IAC with Table 2 settings (4 envs, 5-step rollouts, 64x64
 networks, Adam), their ratio, and the raw env (random actions, one process): the
 env as trained (for rware, FastWarehouse) and, for rware, rware's own step.
+--fused-vs-autograd: SEAC with the fused step (`fused_update="auto"`, the default) and
+with autograd's step (`"off"`): what the fused step is worth end to end.
 --scaling: SEAC with Table 2's 4 envs stepped in the driver, in 1 or 2 forked env
 worker processes, or in 1, 2 and 4 remote env runners; "overlapped" variants
 collect the next rollout while the learner steps (`overlap_sampling`).
@@ -131,6 +134,21 @@ def seac_vs_iac(args) -> dict:
     }
 
 
+def fused_vs_autograd(args) -> dict:
+    algos = {
+        mode: build(args.env, env_config=args.env_config, fused_update=mode)
+        for mode in ("auto", "off")
+    }
+    rate = rates(algos, args.seconds)
+    return {
+        "env": args.env,
+        "env_config": args.env_config,
+        "seac_env_steps_per_s_fused": round(rate["auto"], 1),
+        "seac_env_steps_per_s_autograd": round(rate["off"], 1),
+        "fused_over_autograd": round(rate["auto"] / rate["off"], 3),
+    }
+
+
 def scaling(args) -> dict:
     variants = {
         "driver": dict(),
@@ -164,6 +182,9 @@ def main(argv=None) -> int:
     parser.add_argument("--env-processes", type=int, default=0, help="per env runner")
     parser.add_argument("--scaling", action="store_true", help="where the envs step, compared")
     parser.add_argument(
+        "--fused-vs-autograd", action="store_true", help="the fused step against autograd's"
+    )
+    parser.add_argument(
         "--env-config",
         type=json.loads,
         default={},
@@ -176,7 +197,12 @@ def main(argv=None) -> int:
 
     # Logical CPUs for every variant's runners; only one variant runs at a time.
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-    figures = scaling(args) if args.scaling else seac_vs_iac(args)
+    if args.scaling:
+        figures = scaling(args)
+    elif args.fused_vs_autograd:
+        figures = fused_vs_autograd(args)
+    else:
+        figures = seac_vs_iac(args)
     ray.shutdown()
     figures["seconds_per_variant"] = args.seconds
     figures["settings"] = "Table 2: 4 envs in all, n_steps 5, 64x64 actor and critic, lr 3e-4"

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,17 +81,6 @@ def test_learner_callgrind_compares_two_trees(tmp_path):
     assert all(r["wall_ms"] > 0 and "instructions" not in r for r in figures["rows"])
 
 
-@pytest.mark.slow
-def test_process_cpu_reports_both_processes_and_the_yardstick(tmp_path):
-    figures = run_json(tmp_path, "process_cpu.py", "--iterations", "1", "--raw-seconds", "0.5")
-    driver, worker = figures["driver_cpu_ms_per_update"], figures["worker_cpu_ms_per_update"]
-    assert driver > 0 and worker > 0
-    busier = figures["env_steps_per_cpu_s_of_the_busier"]
-    assert busier == pytest.approx(20 / (max(driver, worker) / 1e3), rel=0.01)
-    raw = figures["raw_rware_own_step_steps_per_cpu_s"]
-    assert figures["busier_over_raw_rware"] == pytest.approx(busier / raw, abs=1e-3)
-
-
 def test_seql_callgrind_compares_two_trees(tmp_path):
     # This tree as its own base, CPU time only (the callgrind count: minutes).
     figures = run_json(
@@ -112,53 +100,67 @@ def test_seql_callgrind_compares_two_trees(tmp_path):
         assert "instructions_per_env_step" not in row
 
 
-def test_snapshot_spread_evaluates_the_checkpoint_then_each_next_policy(tmp_path):
-    from rllib_seac import SEACConfig
-    from rllib_seac.analysis.evaluation import evaluate
+def test_env_speed_reports_each_env_beside_its_raw_env(tmp_path):
+    figures = run_json(tmp_path, "env_speed.py", "--seconds", "0.2")
+    assert {"rware-tiny-2ag-v2", "Foraging-8x8-2p-2f-coop-v3"} <= {
+        e["env"] for e in figures["envs"]
+    }
+    for env in figures["envs"]:
+        assert env["raw_steps_per_s"] > 0 and env["wrapped_steps_per_s"] > 0
 
-    config = (
-        SEACConfig()
-        .environment("Foraging-8x8-2p-2f-v3", env_config={"max_episode_steps": 25})
-        .training(updates_per_iteration=5)
-        .debugging(seed=0)
-    )
-    algo = config.build_algo()
-    try:
-        algo.train()
-        checkpoint = algo.save_to_path(str(tmp_path / "checkpoint"))
-    finally:
-        algo.stop()
-    figures = run_json(
-        tmp_path, "snapshot_spread.py", checkpoint, "--iterations", "2", "--episodes", "3"
-    )
-    rows = figures["rows"]
-    assert [r["iterations_after_checkpoint"] for r in rows] == [0, 1, 2]
-    assert [r["env_steps"] for r in rows] == [100, 200, 300]
-    # Row 0 is the checkpoint itself, evaluated as `rllib evaluate --seed 0` does.
-    first = evaluate(checkpoint, episodes=3, seed=0).total_returns
-    assert rows[0]["evaluation_mean"] == pytest.approx(np.mean(first))
-    assert rows[0]["evaluation_std"] == pytest.approx(np.std(first))
-    assert rows[0]["training_return"] is None
-    assert all(r["training_return"] is not None for r in rows[1:])
+
+def test_learning_redraws_its_figure_and_summary_from_a_record(tmp_path):
+    record = tmp_path / "record" / "record.json"
+    record.parent.mkdir()
+    record.write_text((ROOT / "docs/results/seql-lbf-8x8-2p-2f-600k/record.json").read_text())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    command = [sys.executable, str(ROOT / "benchmarks/learning.py"), "--from-record", str(record)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (record.parent / "returns.png").stat().st_size > 0
+    assert "SEQL" in (record.parent / "summary.md").read_text()
 
 
 @pytest.mark.slow
-def test_seql_checkpoint_size_reports_bytes_per_stored_step(tmp_path):
-    figures = run_json(
-        tmp_path,
-        "seql_checkpoint_size.py",
-        "--envs",
-        "Foraging-8x8-2p-2f-v3",
-        "--steps",
-        "1000",
+def test_campaign_runs_a_leg_with_evaluated_snapshots_and_reports(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    campaign = [sys.executable, str(ROOT / "benchmarks/campaign.py")]
+    leg = [
+        "run",
+        str(ROOT / "tuned_configs/lbf-8x8-2p-2f-coop.yaml"),
+        "--variant",
+        "IAC",
+        "--until",
+        "4000",
+        "--window",
         "2000",
+        "--snapshot-every",
+        "2000",
+        "--episodes",
+        "2",
+        "--out",
+        str(tmp_path / "records"),
+        "--snapshot-dir",
+        str(tmp_path / "snapshots"),
+    ]
+    proc = subprocess.run(campaign + leg, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trial = tmp_path / "records/Foraging-8x8-2p-2f-coop-v3/IAC-seed0"
+    snapshots = json.loads((trial / "snapshots.json").read_text())
+    assert [s["env_steps"] for s in snapshots] == [2000, 4000]
+    assert all(s["episodes"] == 2 and s["algorithm"] == "IAC" for s in snapshots)
+    assert (trial / "best/rllib_checkpoint.json").is_file()
+    report = campaign + ["report", str(trial.parent)]
+    proc = subprocess.run(report, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| IAC-seed0 | 4,000 |" in proc.stdout
+
+
+@pytest.mark.slow
+def test_seql_throughput_reports_seql_and_iql(tmp_path):
+    figures = run_json(
+        tmp_path, "seql_throughput.py", "--envs", "Foraging-8x8-2p-2f-v3", "--seconds", "1"
     )
-    (row,) = figures["rows"]
-    assert [c["env_steps_in_buffers"] for c in row["checkpoints"]] == [1000, 2000]
-    # Compact: more than the observations alone (4 bytes per obs entry and agent),
-    # less than the buffers in memory (which also hold every next observation).
-    obs_bytes = 4 * row["obs_size"] * row["agents"]
-    assert obs_bytes < row["bytes_per_env_step"] < row["memory_bytes_per_env_step"]
-    assert row["bytes_per_agent_transition"] == pytest.approx(
-        row["bytes_per_env_step"] / 2, abs=0.1
-    )
+    assert figures["env"] == "Foraging-8x8-2p-2f-v3"
+    for name in ("seac", "seql", "iql"):
+        assert figures[f"{name}_env_steps_per_s"] > 0, name

@@ -1,6 +1,6 @@
 """CPU time per update of each process in the fastest mode, against rware's own step.
 
-    python benchmarks/process_cpu.py [--env rware-tiny-2ag-v2] [--iterations 5]
+    python benchmarks/investigations/process_cpu.py [--env rware-tiny-2ag-v2] [--iterations 5]
         [--seac-lambda 1.0] [--json]
 
 The fastest mode (one env worker process + `overlap_sampling`) runs two processes

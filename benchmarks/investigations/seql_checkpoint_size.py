@@ -1,7 +1,8 @@
 """The size of a SEQL checkpoint with `store_buffer_in_checkpoints=True`, by how full
 its replay buffers are: bytes on disk per stored env step and per agent transition.
 
-    python benchmarks/seql_checkpoint_size.py [--envs Foraging-8x8-2p-2f-v3 rware-tiny-2ag-v2]
+    python benchmarks/investigations/seql_checkpoint_size.py
+        [--envs Foraging-8x8-2p-2f-v3 rware-tiny-2ag-v2]
         [--steps 2000 20000] [--json]
 
 For each env, one SEQL (SEQLConfig's defaults; LBF with the paper's 25-step
@@ -104,7 +105,7 @@ def main() -> None:
             rows = [measure(env, args.steps, Path(tmp)) for env in args.envs]
     finally:
         ray.shutdown()
-    command = "python benchmarks/seql_checkpoint_size.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/investigations/seql_checkpoint_size.py " + " ".join(sys.argv[1:])
     if args.json:
         print(json.dumps({"command": command.strip(), "rows": rows}))
         return

@@ -2,7 +2,8 @@
 then the policy after each of the next few training iterations, each evaluated
 frozen with Table 1's protocol (`rllib evaluate`: stochastic policies, full episodes).
 
-    python benchmarks/snapshot_spread.py docs/results/rware-tiny-4ag-v2/SEAC-seed1/best
+    python benchmarks/investigations/snapshot_spread.py \
+        docs/results/rware-tiny-4ag-v2/SEAC-seed1/best
         [--iterations 10] [--episodes 20] [--seed 0] [--json]
 
 Training return is a mean over a window in which the policy moves on every update;

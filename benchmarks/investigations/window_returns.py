@@ -1,8 +1,9 @@
-"""Mean training return per 100k-env-step window of each trial of a Tune run,
-the form of the authors' figures in shared/anchors.md.
+"""Mean training return per 100k-env-step window of each trial of a Tune run (the
+form in which the authors' learning curves are compared in docs/learning.md).
 
-    rllib train file benchmarks/anchors/lbf-8x8-2p-2f.yaml --storage-path results/anchors
-    python benchmarks/anchor_windows.py results/anchors/anchor-lbf-8x8-2p-2f
+    rllib train file benchmarks/investigations/anchors/lbf-8x8-2p-2f.yaml \
+        --storage-path results/anchors
+    python benchmarks/investigations/window_returns.py results/anchors/anchor-lbf-8x8-2p-2f
 
 A window's figure is the mean of the iterations' `episode_return_mean` (the mean
 over the episodes that ended in that iteration) whose last env step falls in it.
