@@ -20,15 +20,8 @@ from ray.rllib.env.env_context import EnvContext
 from ray.rllib.env.env_runner import EnvRunner
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import (
-    EPISODE_AGENT_RETURN_MEAN,
-    EPISODE_LEN_MEAN,
-    EPISODE_RETURN_MAX,
-    EPISODE_RETURN_MEAN,
-    EPISODE_RETURN_MIN,
     NUM_ENV_STEPS_SAMPLED,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    NUM_EPISODES,
-    NUM_EPISODES_LIFETIME,
     WEIGHTS_SEQ_NO,
 )
 
@@ -42,6 +35,7 @@ from rllib_seac.agent_modules import (
     agents_of_each_module,
     module_of_each_agent,
 )
+from rllib_seac.episode_metrics import log_episode
 from rllib_seac.sampling.env_batch import EnvBatch
 from rllib_seac.sampling.rollouts import RolloutCollector, RolloutWorkers
 from rllib_seac.seac.rl_module import load_flat_parameters
@@ -196,21 +190,7 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
                 self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)
             ),
         )
-        total = float(returns.sum())
-        self.metrics.log_dict(
-            {
-                EPISODE_RETURN_MEAN: total,
-                EPISODE_LEN_MEAN: length,
-                EPISODE_AGENT_RETURN_MEAN: {
-                    aid: float(r) for aid, r in zip(self.agent_ids, returns)
-                },
-            },
-            window=win,
-        )
-        self.metrics.log_value(EPISODE_RETURN_MIN, total, reduce="min", window=win)
-        self.metrics.log_value(EPISODE_RETURN_MAX, total, reduce="max", window=win)
-        self.metrics.log_value(NUM_EPISODES, 1, reduce="sum")
-        self.metrics.log_value(NUM_EPISODES_LIFETIME, 1, reduce="lifetime_sum")
+        log_episode(self.metrics, self.agent_ids, returns, length, win)
 
     def get_metrics(self):
         return self.metrics.reduce()

@@ -29,20 +29,14 @@ import pickle
 import numpy as np
 import torch
 from ray.rllib.utils.metrics import (
-    EPISODE_AGENT_RETURN_MEAN,
-    EPISODE_LEN_MEAN,
-    EPISODE_RETURN_MAX,
-    EPISODE_RETURN_MEAN,
-    EPISODE_RETURN_MIN,
     NUM_ENV_STEPS_SAMPLED,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    NUM_EPISODES,
-    NUM_EPISODES_LIFETIME,
 )
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 from rllib_seac.agent_modules import module_of_each_agent
 from rllib_seac.columns import ACTIONS, NEXT_OBS, OBS, REWARDS, TERMINATEDS
+from rllib_seac.episode_metrics import log_episode
 from rllib_seac.fused_guard import gradients_differ, overridden
 from rllib_seac.sampling.env_batch import EnvBatch
 from rllib_seac.seql.direct_update import UpdateSettings, agent_networks, learner_update
@@ -277,22 +271,8 @@ class DirectLoop:
         self._length += 1
         if not step["ended"][0]:
             return
-        win = self.config.metrics_num_episodes_for_smoothing
-        total = float(self._returns.sum())
-        self.metrics.log_dict(
-            {
-                EPISODE_RETURN_MEAN: total,
-                EPISODE_LEN_MEAN: self._length,
-                EPISODE_AGENT_RETURN_MEAN: {
-                    aid: float(r) for aid, r in zip(self.config.agent_ids, self._returns)
-                },
-            },
-            window=win,
-        )
-        self.metrics.log_value(EPISODE_RETURN_MIN, total, reduce="min", window=win)
-        self.metrics.log_value(EPISODE_RETURN_MAX, total, reduce="max", window=win)
-        self.metrics.log_value(NUM_EPISODES, 1, reduce="sum")
-        self.metrics.log_value(NUM_EPISODES_LIFETIME, 1, reduce="lifetime_sum")
+        window = self.config.metrics_num_episodes_for_smoothing
+        log_episode(self.metrics, self.config.agent_ids, self._returns, self._length, window)
         self._returns[:] = 0.0
         self._length = 0
 
