@@ -1,5 +1,7 @@
 """Bad SEAC settings fail at validate() with one clear message."""
 
+from pathlib import Path
+
 import pytest
 
 from rllib_seac import SEACConfig, SEACConfigError
@@ -218,3 +220,11 @@ def test_the_old_name_of_the_authors_target_still_works_and_warns():
     with pytest.warns(FutureWarning, match='use seac_target="authors"'):
         config.validate()
     assert config.seac_target == "authors"
+
+
+def test_build_algo_leaves_no_empty_results_folder():
+    algo = SEACConfig().environment(RWARE).training(updates_per_iteration=1).build_algo()
+    logdir = Path(algo.logdir)
+    assert logdir.is_dir()  # Ray's Trainable made it; nothing writes into it
+    algo.stop()
+    assert not logdir.exists()

@@ -400,3 +400,11 @@ def test_cli_runs_the_tuned_file_for_one_iteration(tmp_path, monkeypatch):
     out = tmp_path / "fig.png"
     assert main(["plot", str(tmp_path / "seql-lbf-8x8-2p-2f"), "--out", str(out)]) == 0
     assert out.stat().st_size > 0
+
+
+def test_build_algo_leaves_no_empty_results_folder():
+    algo = SEQLConfig().environment(LBF).build_algo()
+    logdir = Path(algo.logdir)
+    assert logdir.is_dir()
+    algo.stop()
+    assert not logdir.exists()

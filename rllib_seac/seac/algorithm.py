@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import weakref
+
 import numpy as np
 import ray
 from ray.exceptions import RayTaskError
@@ -48,6 +51,15 @@ class SEAC(Algorithm):
         if callable(env_specifier) and not isinstance(env_specifier, type):
             return None, env_specifier
         return rllib_env_id_and_creator(env_specifier, config)
+
+    def setup(self, config) -> None:
+        super().setup(config)
+        remove_logdir_if_left_empty(self)
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        if finalizer := getattr(self, "_logdir_cleanup", None):
+            finalizer()
 
     def training_step(self) -> None:
         n_updates = self.config.updates_per_iteration
@@ -162,6 +174,22 @@ def _train_batches(rollouts: list[dict], n_learners: int) -> list[MultiAgentBatc
         }
         batches.append(MultiAgentBatch(modules, env_steps=share * n_steps))
     return batches
+
+
+def remove_logdir_if_left_empty(algo) -> None:
+    """Outside Tune (`config.build_algo()`), Ray's Trainable makes a folder
+    ~/ray_results/<timestamp> that nothing writes into: removed at `stop()` (or at
+    exit) if still empty. Under Tune it is the trial's folder, left alone."""
+    logdir = algo.logdir if algo.trial_id == "default" else None
+    algo._logdir_cleanup = weakref.finalize(algo, _remove_if_empty, logdir)
+
+
+def _remove_if_empty(path) -> None:
+    if path:
+        try:
+            os.rmdir(path)  # only an empty folder
+        except OSError:
+            pass
 
 
 def _check_same_agents(path, agent_ids: list[str]) -> None:

@@ -18,7 +18,7 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.schedules.scheduler import Scheduler
 
 from rllib_seac._rllib_internals import checkpoint_component_wanted, local_learner
-from rllib_seac.seac.algorithm import _check_same_agents
+from rllib_seac.seac.algorithm import _check_same_agents, remove_logdir_if_left_empty
 from rllib_seac.seql.direct_loop import DirectLoop
 from rllib_seac.seql.direct_update import STAT_NAMES
 from rllib_seac.seql.torch_learner import OTHERS_Q_LOSS_KEY
@@ -133,10 +133,16 @@ class SEQL(DQN):
             self._direct_loop = DirectLoop(self.config)
         self._direct_loop.set_state(loop_state)
 
+    def setup(self, config) -> None:
+        super().setup(config)
+        remove_logdir_if_left_empty(self)
+
     def cleanup(self) -> None:
         if self._direct_loop is not None:
             self._direct_loop.close()
         super().cleanup()
+        if finalizer := getattr(self, "_logdir_cleanup", None):
+            finalizer()
 
     def restore_from_path(self, path, *args, **kwargs):
         if kwargs.get("component") is None:
