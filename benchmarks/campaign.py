@@ -25,6 +25,12 @@ after every window of 250k env steps rewrites the trial's record under
   takes the best saved model per seed). The snapshot checkpoints themselves stay under
   --snapshot-dir, outside git.
 
+SE-PPO's variants, SEPPO and IPPO (seppo_lambda 0: RLlib's IPPO), run SE-PPO's file
+(tuned_configs/rware-tiny-4ag-seppo.yaml) with a --window that is a multiple of its
+4,000-step iterations (e.g. 200000); their legs resume the weights, optimizer and
+counters, not the envs' state (RLlib's env runner does not save it), and take no
+--snapshot-every.
+
 Commit the record after a leg (or any time: the files are consistent after every
 window). `report` prints the table of docs/results/rware.md from the records and
 draws the figure with `rllib plot`.
@@ -54,7 +60,11 @@ VARIANTS = {
     "SEAC": {"seac_lambda": 1.0},
     "IAC": {"seac_lambda": 0.0},
     "SNAC": {"shared_policy": True},
+    # SE-PPO's files (docs/seppo.md); seppo_lambda 0 trains RLlib's IPPO weights.
+    "SEPPO": {"seppo_lambda": 1.0},
+    "IPPO": {"seppo_lambda": 0.0},
 }
+PPO_VARIANTS = ("SEPPO", "IPPO")
 # Returns whose first crossing `report` tables (deliveries per episode, all agents).
 THRESHOLDS = (5.0, 20.0)
 MILESTONES = (10_000_000, 20_000_000, 40_000_000)
@@ -93,9 +103,12 @@ def main() -> None:
 
 
 def trial_config(args) -> tuple[str, dict]:
-    """(env, the SEAC config dict) of the tuned file with the variant and seed set."""
+    """(env, the SEAC or SE-PPO config dict) of the tuned file with the variant and
+    seed set."""
     (experiment,) = yaml.safe_load(Path(args.tuned_config).read_text()).values()
     config = dict(experiment.get("config", {}))
+    if args.variant in PPO_VARIANTS:
+        config.pop("shared_policy", None)  # the CLI's key: SE-PPO has a module per agent
     overrides = json.loads(args.config)
     env_config = {**config.pop("env_config", {}), **overrides.pop("env_config", {})}
     config.update(overrides, **VARIANTS[args.variant], seed=args.seed, env_config=env_config)
@@ -105,8 +118,13 @@ def trial_config(args) -> tuple[str, dict]:
 def run_leg(args) -> None:
     import ray
 
-    from rllib_seac import SEAC, SEACConfig
+    from rllib_seac import SEAC, SEPPO, SEACConfig, SEPPOConfig
 
+    if args.variant in PPO_VARIANTS and args.snapshot_every:
+        sys.exit("campaign: --snapshot-every evaluates SEAC's checkpoints only")
+    algo_class, config_class = (
+        (SEPPO, SEPPOConfig) if args.variant in PPO_VARIANTS else (SEAC, SEACConfig)
+    )
     env, config = trial_config(args)
     task = env + (f"-{args.tag}" if args.tag else "")
     trial_dir = Path(args.out) / task / f"{args.variant}-seed{args.seed}"
@@ -120,11 +138,16 @@ def run_leg(args) -> None:
     # A Ray instance of its own, never one that another program on the machine runs.
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     if legs:
-        algo = SEAC.from_checkpoint(str(checkpoint.absolute()))
+        algo = algo_class.from_checkpoint(str(checkpoint.absolute()))
     else:
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / "params.json").write_text(json.dumps(params, indent=1) + "\n")
-        algo = SEACConfig().environment(env).update_from_dict(config).build_algo()
+        settings = dict(config)
+        model = settings.pop("model_config", None)  # RLlib's: through rl_module()
+        algo_config = config_class().environment(env).update_from_dict(settings)
+        if model is not None:
+            algo_config.rl_module(model_config=model)
+        algo = algo_config.build_algo()
     start_steps = int(rows[-1][STEPS]) if rows else 0
     leg = {
         "leg": len(legs) + 1,
