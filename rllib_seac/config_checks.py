@@ -90,7 +90,8 @@ def check_rllib_settings(config, fail) -> None:
 
 def check_env_config(env_config, fail) -> None:
     """Also run by `environment()`: RLlib merges env_config into a dict there, which
-    fails with an AttributeError on anything else."""
+    fails with an AttributeError on anything else (None, YAML's empty value, is
+    taken as {} by the configs)."""
     if env_config is not None and not isinstance(env_config, Mapping):
         fail(
             "env_config must be a mapping of the env's settings (e.g. {max_episode_steps: 50}), "

@@ -149,6 +149,18 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
             "env 'builtins:dict' returned dict, not an env (an object with reset() and step()",
         ),
         (experiment(env="os:getcwd"), "env 'os:getcwd': calling it with the env config failed"),
+        (
+            experiment("{env_config: {min_player_level: 1000}}", env="Foraging-8x8-2p-2f-v3"),
+            "Bad env config for Foraging-8x8-2p-2f-v3: min_player_level must be less than",
+        ),
+        (
+            experiment("{env_config: {shelf_columns: 100000000001}}"),
+            "Bad env config for rware-tiny-2ag-v2: rware cannot build this warehouse (MemoryError",
+        ),
+        (
+            experiment("{env_config: {sensor_range: 10000000}}"),
+            "Bad env config for rware-tiny-2ag-v2: rware cannot build this warehouse (MemoryError",
+        ),
     ],
 )
 def test_bad_file_is_refused_before_ray_in_one_line(tmp_path, capsys, data, message):

@@ -83,6 +83,13 @@ def test_minus_one_is_refused_by_build_algo(name, message, value):
     assert message in str(err.value)
 
 
+def test_env_config_null_is_empty():
+    # YAML's `env_config:` with no value.
+    config = SEACConfig().environment(RWARE).update_from_dict({"env_config": None})
+    config.validate()
+    assert config.env_config == {}
+
+
 @pytest.mark.parametrize("env_config", [[1, 2], "n_agents=4"])
 def test_env_config_that_is_not_a_mapping(env_config):
     message = "env_config must be a mapping of the env's settings"

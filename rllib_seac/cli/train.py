@@ -224,8 +224,9 @@ def validate(exp: Experiment) -> None:
         try:
             config = algorithm_config(exp).environment(exp.env)
             config.update_from_dict(trial_settings(exp, point)).validate()
-        # SEACConfigError, AlgorithmConfig's own checks, wrong types, env creation.
-        except (ValueError, TypeError) as e:
+        # SEACConfigError, AlgorithmConfig's own checks, wrong types, env creation (some
+        # envs and RLlib's own checks assert, or index a setting of the wrong kind).
+        except (ValueError, TypeError, AttributeError, AssertionError, KeyError) as e:
             where = f" (with {point})" if point else ""
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(f"experiment {exp.name!r}{where}: {message}") from None

@@ -39,7 +39,13 @@ class LbfEnv(TupleAgentsEnv):
         check_lbf_config(env_id, config, ForagingEnv)
         kwargs = {**gym.spec(env_id).kwargs, **config}
         check_lbf_fits(env_id, kwargs)
-        super().__init__(ForagingEnv(**kwargs))
+        try:
+            env = ForagingEnv(**kwargs)
+        except (AssertionError, MemoryError) as e:  # lbforaging asserts its settings
+            raise EnvConfigError(
+                f"Bad env config for {env_id}: {str(e).strip() or type(e).__name__}"
+            ) from None
+        super().__init__(env)
 
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
         if not done:  # the common case, without a look at the field

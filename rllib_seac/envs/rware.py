@@ -53,7 +53,14 @@ class RwareEnv(TupleAgentsEnv):
         spec = gym.spec(env_id)
         if kwargs.pop("fast_step", True):
             spec = dataclasses.replace(spec, entry_point=FastWarehouse)
-        super().__init__(gym.make(spec, disable_env_checker=True, **kwargs))
+        try:
+            warehouse = gym.make(spec, disable_env_checker=True, **kwargs)
+        except (AssertionError, MemoryError) as e:
+            raise EnvConfigError(
+                f"Bad env config for {env_id}: rware cannot build this warehouse "
+                f"({type(e).__name__}: {str(e).strip() or 'out of memory'})."
+            ) from None
+        super().__init__(warehouse)
         check_rware_fits(env_id, self.env.unwrapped)
 
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:

@@ -205,6 +205,8 @@ class SEACConfig(AlgorithmConfig):
         return self
 
     def environment(self, env=NotProvided, *, env_config=NotProvided, **kwargs) -> SEACConfig:
+        if env_config is None:
+            env_config = {}
         if env_config is not NotProvided:
             check_env_config(env_config, _fail)
         return super().environment(env, env_config=env_config, **kwargs)

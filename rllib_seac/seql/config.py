@@ -157,6 +157,8 @@ class SEQLConfig(DQNConfig):
         return self
 
     def environment(self, env=NotProvided, *, env_config=NotProvided, **kwargs) -> SEQLConfig:
+        if env_config is None:
+            env_config = {}
         if env_config is not NotProvided:
             check_env_config(env_config, _fail)
         return super().environment(env, env_config=env_config, **kwargs)
