@@ -77,7 +77,12 @@ def test_a_campaign_record_is_read_from_its_snapshots(tmp_path):
         trial.mkdir()
         (trial / "params.json").write_text(json.dumps({"env": LBF, "seed": seed}))
         snapshots = [
-            {"env_steps": (i + 1) * 1000, "episodes": 100, "total_return": {"mean": m, "std": 0.5}}
+            {
+                "env_steps": (i + 1) * 1000,
+                "algorithm": "SEAC",
+                "episodes": 100,
+                "total_return": {"mean": m, "std": 0.5},
+            }
             for i, m in enumerate(means)
         ]
         (trial / "snapshots.json").write_text(json.dumps(snapshots))

@@ -69,7 +69,10 @@ def evaluate_trial(
     record = TrialSnapshots(trial_dir.name, algorithm, params.get("seed"))
     campaign = trial_dir / CAMPAIGN_SNAPSHOTS_FILE
     if campaign.is_file():
-        for snapshot in json.loads(campaign.read_text()):
+        snapshots = json.loads(campaign.read_text())
+        # (the record's own name for what ran: its params hold the variant's settings)
+        record.algorithm = snapshots[0].get("algorithm", algorithm) if snapshots else algorithm
+        for snapshot in snapshots:
             record.evaluations.append(
                 {
                     "snapshot": f"{snapshot['env_steps']} env steps",
