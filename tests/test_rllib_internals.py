@@ -153,6 +153,18 @@ def test_the_direct_update_logs_the_metric_keys_of_rllibs_learner_update():
     )
 
 
+def test_learner_update_takes_no_metrics_reduce_through_the_learner_group():
+    """SEAC's algorithm asks its learners to reduce their metrics once per iteration
+    (`update(_no_metrics_reduce=...)`, a private keyword of `Learner.update` that
+    `LearnerGroup.update` passes on among its **kwargs)."""
+    learner_params = inspect.signature(Learner.update).parameters
+    assert "_no_metrics_reduce" in learner_params, "Learner.update lost _no_metrics_reduce"
+    group_params = inspect.signature(LearnerGroup.update).parameters
+    assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in group_params.values()), (
+        "LearnerGroup.update no longer passes keyword arguments on to the learners"
+    )
+
+
 def test_weights_seq_no_is_an_int_counter(learner):
     assert isinstance(getattr(learner, "_weights_seq_no", None), int), (
         "Learner._weights_seq_no is no longer an int attribute"
@@ -278,3 +290,15 @@ def test_learner_update_takes_its_minibatches_from_create_iterator_if_necessary(
     assert (iterator._num_epochs, iterator._minibatch_size) == (2, 2)
     assert iterator._shuffle_batch_per_epoch is True
     assert iterator._num_total_minibatches == 0
+
+
+def test_a_trials_stop_criteria_can_be_replaced():
+    from ray.tune.experiment import Trial
+
+    from rllib_seac._rllib_internals import set_trial_stop
+
+    trial = Trial("PPO", stub=True, stopping_criterion={"training_iteration": 5})
+    assert trial.should_stop({"training_iteration": 5})
+    set_trial_stop(trial, {"num_env_steps_sampled_lifetime": 100})
+    assert not trial.should_stop({"training_iteration": 5, "num_env_steps_sampled_lifetime": 99})
+    assert trial.should_stop({"num_env_steps_sampled_lifetime": 100})
