@@ -112,6 +112,16 @@ def _creator_from_spec(spec: str):
     )
 
 
+def probe_env(env, env_config: dict, algorithm: str = "SEAC"):
+    """Agent ids and the shared (obs, action) spaces of `env`, from one instance;
+    `algorithm` names the one whose space checks fail in the message."""
+    instance = make_env(env, env_config)
+    try:
+        return list(instance.possible_agents), check_seac_spaces(instance, algorithm)
+    finally:
+        instance.close()
+
+
 def register_envs(names=None) -> None:
     """Registers this package's names with Ray, so any RLlib algorithm can use them:
     all of them, or those of `names` that are this package's (lbforaging alone has

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import weakref
-
 import numpy as np
 import ray
 from ray.exceptions import RayTaskError
@@ -21,7 +18,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_seac._rllib_internals import local_learner, rllib_env_id_and_creator
-from rllib_seac.checkpoints import CheckpointError, saved_config_state
+from rllib_seac.algorithm_support import check_same_agents, remove_logdir_if_left_empty
 from rllib_seac.columns import REWARDS
 from rllib_seac.seac.rl_module import flat_parameters
 
@@ -103,7 +100,7 @@ class SEAC(Algorithm):
 
     def restore_from_path(self, path, *args, **kwargs):
         if kwargs.get("component") is None:
-            _check_same_agents(path, self.config.agent_ids)
+            check_same_agents(path, self.config.agent_ids)
         super().restore_from_path(path, *args, **kwargs)
 
     def _sync_weights(self) -> None:
@@ -174,34 +171,3 @@ def _train_batches(rollouts: list[dict], n_learners: int) -> list[MultiAgentBatc
         }
         batches.append(MultiAgentBatch(modules, env_steps=share * n_steps))
     return batches
-
-
-def remove_logdir_if_left_empty(algo) -> None:
-    """Outside Tune (`config.build_algo()`), Ray's Trainable makes a folder
-    ~/ray_results/<timestamp> that nothing writes into: removed at `stop()` (or at
-    exit) if still empty. Under Tune it is the trial's folder, left alone."""
-    logdir = algo.logdir if algo.trial_id == "default" else None
-    algo._logdir_cleanup = weakref.finalize(algo, _remove_if_empty, logdir)
-
-
-def _remove_if_empty(path) -> None:
-    if path:
-        try:
-            os.rmdir(path)  # only an empty folder
-        except OSError:
-            pass
-
-
-def _check_same_agents(path, agent_ids: list[str]) -> None:
-    """Refuses a checkpoint of other agents: RLlib would load the modules whose ids
-    match and silently leave the others untrained."""
-    config_state = saved_config_state(path)
-    if config_state is None:  # not a whole-algorithm checkpoint on this machine
-        return
-    saved = list(config_state.get("agent_ids") or [])
-    if saved != list(agent_ids):
-        raise CheckpointError(
-            f"cannot restore {path}: it was trained with {len(saved)} agents ({', '.join(saved)}), "
-            f"this SEAC has {len(agent_ids)} ({', '.join(agent_ids)}). A checkpoint restores "
-            "only into the same agents: SEAC.from_checkpoint(path) rebuilds its own env."
-        )

@@ -64,18 +64,6 @@ def _fail(msg: str):
 ROW_BYTES = 8 + 4 + 4 + 1 + 1
 
 
-def _probe_env(env, env_config: dict, algorithm: str = "SEAC"):
-    """Agent ids and the shared (obs, action) spaces of `env`, from one instance;
-    `algorithm` names the one whose space checks fail in the message."""
-    from rllib_seac.envs import check_seac_spaces, make_env
-
-    instance = make_env(env, env_config)
-    try:
-        return list(instance.possible_agents), check_seac_spaces(instance, algorithm)
-    finally:
-        instance.close()
-
-
 class SEACConfig(AlgorithmConfig):
     """Defaults are Table 2 of the paper (App. B).
 
@@ -329,8 +317,10 @@ class SEACConfig(AlgorithmConfig):
     def _set_up_agents_from_env(self):
         """The env's agent ids, from one instance of it; returns the agents' (shared)
         observation and action spaces."""
+        from rllib_seac.envs import probe_env
+
         try:
-            agents, spaces = _probe_env(self.env, dict(self.env_config))
+            agents, spaces = probe_env(self.env, dict(self.env_config))
         except ValueError as e:
             raise SEACConfigError(str(e)) from None
         self.agent_ids = agents

@@ -18,7 +18,7 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.schedules.scheduler import Scheduler
 
 from rllib_seac._rllib_internals import checkpoint_component_wanted, local_learner
-from rllib_seac.seac.algorithm import _check_same_agents, remove_logdir_if_left_empty
+from rllib_seac.algorithm_support import check_same_agents, remove_logdir_if_left_empty
 from rllib_seac.seql.direct_loop import DirectLoop
 from rllib_seac.seql.direct_update import STAT_NAMES
 from rllib_seac.seql.torch_learner import OTHERS_Q_LOSS_KEY
@@ -146,5 +146,5 @@ class SEQL(DQN):
 
     def restore_from_path(self, path, *args, **kwargs):
         if kwargs.get("component") is None:
-            _check_same_agents(path, self.config.agent_ids)
+            check_same_agents(path, self.config.agent_ids)
         super().restore_from_path(path, *args, **kwargs)

@@ -261,13 +261,12 @@ class SEQLConfig(DQNConfig):
         """One module per agent named after the env's agent ids; the agents' spaces
         must be equal, since each agent's Q-network also reads the others' data."""
         from rllib_seac.agent_modules import default_grouping
-        from rllib_seac.envs import register_envs
-        from rllib_seac.seac.config import _probe_env
+        from rllib_seac.envs import probe_env, register_envs
 
         if isinstance(self.env, str):
             register_envs([self.env])  # RLlib's env runners look names up in Tune's registry
         try:
-            agents, spaces = _probe_env(self.env, dict(self.env_config), "SEQL")
+            agents, spaces = probe_env(self.env, dict(self.env_config), "SEQL")
         except ValueError as e:
             raise SEQLConfigError(str(e)) from None
         self.agent_ids = agents
