@@ -42,6 +42,7 @@ from rllib_seac.columns import (
     TRUNCATEDS,
 )
 from rllib_seac.fused_guard import gradients_differ, overridden
+from rllib_seac.numerics import shared_experience
 from rllib_seac.numerics.clipping import clip_global_norm_
 from rllib_seac.numerics.stacked_mlp import relu_mlp_linears
 from rllib_seac.seac import losses
@@ -100,10 +101,11 @@ class SEACTorchLearner(TorchLearner):
     With lambda = 0 (IAC) only own data is evaluated, so IAC is plain A2C.
     """
 
-    # The terms of Eqs. 4 and 5 (`losses.py`), each overridable on its own.
+    # The terms of Eqs. 4 and 5 (`losses.py`, the shared-experience weights in
+    # `numerics/shared_experience.py`), each overridable on its own.
     n_step_targets = staticmethod(losses.n_step_targets)
-    importance_weights = staticmethod(losses.importance_weights)
-    experience_weights = staticmethod(losses.experience_weights)
+    importance_weights = staticmethod(shared_experience.importance_weights)
+    experience_weights = staticmethod(shared_experience.experience_weights)
     policy_loss = staticmethod(losses.policy_loss)
     value_loss = staticmethod(losses.value_loss)
     entropy_bonus = staticmethod(losses.entropy_bonus)

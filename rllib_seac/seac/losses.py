@@ -5,6 +5,10 @@ is evaluated on (the k of the paper, k = i included), E envs, T = n rollout step
 Every tensor below is [M, K', E, T] unless said otherwise; `is_own[m, k]` says
 that stream k is module m's own on-policy experience (for SNAC every stream is own).
 
+The two weights of shared experience, the importance weight pi_i / pi_k and each
+sample's weight c_ik (1 on own data, lambda times the importance weight on another
+agent's), are `rllib_seac/numerics/shared_experience.py`: SE-PPO uses them too.
+
 tests/test_losses.py writes Eqs. 4 and 5 out loop by loop (agent by agent, stream
 by stream, step by step) and checks the learner's loss against it.
 """
@@ -38,26 +42,6 @@ def n_step_targets(
         following = rewards[..., t] + gamma * not_terminal[..., t] * following
         targets[..., t] = following
     return targets
-
-
-def importance_weights(
-    logp: torch.Tensor, behaviour_logp: torch.Tensor, clip: float | None = None
-) -> torch.Tensor:
-    """pi_i(a^k|o^k) / pi_k(a^k|o^k) of Eqs. 4 and 5, detached: it weights the
-    gradient, it is not differentiated. `behaviour_logp` is pi_k's log-prob
-    recorded when the action was sampled. Unclipped unless `clip` is given."""
-    weights = torch.exp(logp.detach() - behaviour_logp)
-    return weights if clip is None else weights.clamp(max=clip)
-
-
-def experience_weights(
-    is_own: torch.Tensor, is_weights: torch.Tensor, seac_lambda: float
-) -> torch.Tensor:
-    """Weight c_ik of each sample in module i's loss: 1 on its own experience,
-    lambda * IS weight on another agent's (Eqs. 4 and 5). `is_own` is [M, K'] and
-    broadcasts."""
-    is_own = is_own[..., None, None]
-    return torch.where(is_own, torch.ones_like(is_weights), seac_lambda * is_weights)
 
 
 def policy_loss(

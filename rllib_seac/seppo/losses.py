@@ -7,9 +7,9 @@ on k's data, each sample weighted by the importance weight pi_i_old(a|o) / pi_k(
 (docs/seppo.md writes the math out and says why the clip is on pi_i / pi_i_old).
 
 The importance weight and the per-sample weight c_ik = lambda * weight are SEAC's
-(`rllib_seac.seac.losses.importance_weights`, `experience_weights`), laid out as
-their docstrings say: [M modules, K' streams, E, T], here with E = 1 and T the rows
-of a minibatch, and every stream another agent's (`is_own` all False).
+(`rllib_seac/numerics/shared_experience.py`), laid out as their docstrings say:
+[M modules, K' streams, E, T], here with E = 1 and T the rows of a minibatch, and
+every stream another agent's (`is_own` all False).
 
 tests/test_seppo.py writes the whole loss out agent by agent, source by source and
 row by row and checks the learner against it.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from rllib_seac.seac.losses import experience_weights, importance_weights
+from rllib_seac.numerics.shared_experience import experience_weights, importance_weights
 
 
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
