@@ -110,8 +110,8 @@ def main(argv=None) -> int:
     import ray
 
     from rllib_seac import SEACConfig
-    from rllib_seac.sampling import env_batch, rollouts
-    from rllib_seac.seac import algorithm, learner
+    from rllib_seac.envs import env_batch
+    from rllib_seac.seac import algorithm, learner, rollouts
 
     totals = collections.Counter()
     time_calls(env_batch.EnvBatch, "step", "env_steps", totals)

@@ -60,27 +60,36 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'rllib_seac' has no attribute {name!r}")
 
 
-# Where the modules of the flat layout went (rllib_seac/seac/, sampling/, analysis/).
-# RLlib checkpoints pickle class and function paths (rllib_seac.config.SEACConfig,
-# rllib_seac.env_runner.SEACEnvRunner, rllib_seac.config.agent_is_module, ...): the
-# old names stay importable, as the very same module objects, so that checkpoints
-# saved before the move restore and old imports keep working.
+# Where modules of earlier layouts went. RLlib checkpoints pickle class and function
+# paths (rllib_seac.config.SEACConfig, rllib_seac.sampling.env_runner.SEACEnvRunner,
+# ...): the old names stay importable, as the very same module objects, so that
+# checkpoints saved before a move restore and old imports keep working.
 MOVED_MODULES = {
-    f"rllib_seac.{name}": f"rllib_seac.{package}.{name}"
-    for package, names in {
-        "seac": (
-            "config",
-            "algorithm",
-            "learner",
-            "losses",
-            "rl_module",
-            "data_parallel",
-            "authors_import",
-        ),
-        "sampling": ("env_runner", "rollouts", "env_batch"),
-        "analysis": ("evaluation", "rendering", "plotting", "labels"),
-    }.items()
-    for name in names
+    **{
+        f"rllib_seac.{name}": f"rllib_seac.{package}.{name}"
+        for package, names in {
+            "seac": (
+                "config",
+                "algorithm",
+                "learner",
+                "losses",
+                "rl_module",
+                "data_parallel",
+                "authors_import",
+                "env_runner",
+                "rollouts",
+            ),
+            "envs": ("env_batch",),
+            "analysis": ("evaluation", "rendering", "plotting", "labels"),
+        }.items()
+        for name in names
+    },
+    # rllib_seac/sampling/ (env runner, rollouts, env batch) until they moved to seac/
+    # and envs/; its package name maps to seac/ so that its submodules resolve.
+    "rllib_seac.sampling": "rllib_seac.seac",
+    "rllib_seac.sampling.env_runner": "rllib_seac.seac.env_runner",
+    "rllib_seac.sampling.rollouts": "rllib_seac.seac.rollouts",
+    "rllib_seac.sampling.env_batch": "rllib_seac.envs.env_batch",
 }
 
 

@@ -9,8 +9,8 @@ import rware  # noqa: F401  (registers the rware-* ids)
 from rware.warehouse import ObservationType, RewardType, Warehouse
 
 from rllib_seac import make_env
+from rllib_seac.envs.env_batch import EnvBatch
 from rllib_seac.envs.fast_rware import FastWarehouse
-from rllib_seac.sampling.env_batch import EnvBatch
 
 # A warehouse small enough for random agents to deliver shelves now and then.
 DELIVERY_LAYOUT = """

@@ -1,7 +1,13 @@
-"""The package's own import graph has no cycle.
+"""The package's own import graph has no cycle, and its arrows point one way.
 
 Read from the source (ast), not by importing: every `import rllib_seac...` and
 `from rllib_seac... import ...`, at module level and inside functions.
+
+The layers, from the bottom up (docs/layout.md): the base modules (columns, seeding,
+checkpoints, RLlib internals, ...), envs (env batches included), the shared math
+(numerics), the algorithms (seac, seql, seppo: siblings that never import each
+other), then analysis and the library code the command line and benchmarks share,
+then the command line. A module imports only from its own layer or below.
 """
 
 import ast
@@ -92,10 +98,43 @@ def cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+LAYERS = {
+    "envs": 1,
+    "numerics": 2,
+    "seac": 3,
+    "seql": 3,
+    "seppo": 3,
+    "analysis": 4,
+    "experiment_config": 4,
+    "cli": 5,
+}
+
+
+def layer(module: str) -> tuple[int, str]:
+    """(layer, package) of a module of this package; the base is layer 0."""
+    part = module.split(".")[1]
+    return LAYERS.get(part, 0), part
+
+
 def test_the_graph_is_read():
     top, deferred = graph()
-    assert "rllib_seac.checkpoints" in top["rllib_seac.seac.algorithm"]
+    assert "rllib_seac.algorithm_support" in top["rllib_seac.seac.algorithm"]
     assert "rllib_seac.seac.algorithm" in deferred["rllib_seac.seac.config"]
+
+
+def test_every_import_points_down_or_within_its_package():
+    top, deferred = graph()
+    wrong = []
+    for m in top:
+        if m == "rllib_seac":  # the package's lazy names reach every layer by design
+            continue
+        for t in top[m] | deferred[m]:
+            if t == "rllib_seac":
+                continue
+            (lm, pm), (lt, pt) = layer(m), layer(t)
+            if lt > lm or (lt == lm and lm > 0 and pm != pt):
+                wrong.append(f"{m} -> {t}")
+    assert not wrong, "imports against the layers: " + ", ".join(sorted(wrong))
 
 
 def test_module_level_imports_have_no_cycle():

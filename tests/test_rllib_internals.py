@@ -223,7 +223,7 @@ def test_env_runner_seed_is_the_configs_seed_plus_the_worker_index():
     from ray.rllib.env.env_runner import EnvRunner
 
     assert "self._seed = int(" in inspect.getsource(EnvRunner.__init__), "EnvRunner._seed is gone"
-    from rllib_seac.sampling.env_runner import SEACEnvRunner
+    from rllib_seac.seac.env_runner import SEACEnvRunner
 
     config = SEACConfig().environment("rware-tiny-2ag-v2").debugging(seed=7)
     config.validate()

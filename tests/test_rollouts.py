@@ -7,7 +7,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_seac import SEACConfig
 from rllib_seac.columns import ACTIONS, BEHAVIOUR_LOGP
-from rllib_seac.sampling.env_runner import SEACEnvRunner
+from rllib_seac.seac.env_runner import SEACEnvRunner
 from rllib_seac.seac.rl_module import SEACTorchRLModule
 
 

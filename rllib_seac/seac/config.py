@@ -108,7 +108,7 @@ class SEACConfig(AlgorithmConfig):
         # Filled in by `validate()` from the env when left None.
         self.agent_ids = None
 
-        from rllib_seac.sampling.env_runner import SEACEnvRunner
+        from rllib_seac.seac.env_runner import SEACEnvRunner
 
         self.env_runner_cls = SEACEnvRunner
         self.rollout_fragment_length = self.n_steps

@@ -36,9 +36,9 @@ from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 from rllib_seac.agent_modules import module_of_each_agent
 from rllib_seac.columns import ACTIONS, NEXT_OBS, OBS, REWARDS, TERMINATEDS
+from rllib_seac.envs.env_batch import EnvBatch
 from rllib_seac.episode_metrics import log_episode
 from rllib_seac.fused_guard import gradients_differ, overridden
-from rllib_seac.sampling.env_batch import EnvBatch
 from rllib_seac.seql.direct_update import UpdateSettings, agent_networks, learner_update
 from rllib_seac.seql.fused_step import FusedStep
 from rllib_seac.seql.replay_buffer import AgentReplayBuffers, agent_parts, per_agent_items

@@ -35,10 +35,10 @@ from rllib_seac.agent_modules import (
     agents_of_each_module,
     module_of_each_agent,
 )
+from rllib_seac.envs.env_batch import EnvBatch
 from rllib_seac.episode_metrics import log_episode
-from rllib_seac.sampling.env_batch import EnvBatch
-from rllib_seac.sampling.rollouts import RolloutCollector, RolloutWorkers
 from rllib_seac.seac.rl_module import load_flat_parameters
+from rllib_seac.seac.rollouts import RolloutCollector, RolloutWorkers
 from rllib_seac.seeding import derived_seed
 from rllib_seac.torch_threads import set_torch_threads
 

@@ -26,8 +26,8 @@ from rllib_seac.columns import (
     TERMINATEDS,
     TRUNCATEDS,
 )
+from rllib_seac.envs.env_batch import EnvBatch
 from rllib_seac.numerics.stacked_mlp import numpy_layers, numpy_mlp_forward, relu_mlp_linears
-from rllib_seac.sampling.env_batch import EnvBatch
 from rllib_seac.seeding import derived_seed
 
 # The RLModule methods between an observation and the action logits when sampling:

@@ -1,1 +1,0 @@
-"""Sampling shared by the algorithms: the env runner, its rollout collectors and env batches."""
