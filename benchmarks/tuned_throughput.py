@@ -23,12 +23,13 @@ STEPS = "num_env_steps_sampled_lifetime"
 def build(path: Path):
     from rllib_seac import register
     from rllib_seac.cli.experiments import Overrides, load_file
-    from rllib_seac.cli.train import algorithm_config, trial_settings
+    from rllib_seac.experiment_config import algorithm_config, trial_settings
 
     exp = load_file(path, Overrides())[0]
     register({exp.env})
-    config = algorithm_config(exp).environment(exp.env)
-    return exp, config.update_from_dict(trial_settings(exp, {})).build_algo()
+    config = algorithm_config(exp.run).environment(exp.env)
+    settings = trial_settings(exp.run, exp.env, exp.config)
+    return exp, config.update_from_dict(settings).build_algo()
 
 
 def main(argv=None) -> int:

@@ -201,3 +201,13 @@ class ReplacesMinibatchIterator:
 
     def minibatch_iterator(self, batch, **settings):
         return None
+
+
+# --- Tune: a resumed run's stop criteria (rllib_seac.cli.run_control) ---
+
+
+def set_trial_stop(trial, stop: dict) -> None:
+    """Replaces a Tune trial's stop criteria. A resumed run restores each trial's
+    criteria, and the run's Stopper, from its saved state, so a new `--stop` would
+    not apply; `Trial.should_stop` reads this dict at every result."""
+    trial.stopping_criterion = dict(stop)

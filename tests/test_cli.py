@@ -296,7 +296,7 @@ def test_rware_yaml_one_iteration(tmp_path, capsys):
     # The progress table's return column, and the summary's best return and command.
     assert "return" in out.splitlines()[0].split()
     row = next(
-        line for line in out.splitlines() if line.startswith("SEAC_rware") and "TERMINATED" in line
+        line for line in out.splitlines() if line.startswith("SEAC_00000") and "TERMINATED" in line
     )
     iteration, steps, _, ret, _ = row.split()[2:]
     assert (iteration, steps) == ("1", f"{result['num_env_steps_sampled_lifetime']:,.0f}")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rllib_seac.analysis.labels import env_label, variant_name
+from rllib_seac.analysis.labels import env_label, trial_algorithm
 
 KINDS = ("returns", "is-weights", "agents", "lambda")
 STEPS = "num_env_steps_sampled_lifetime"
@@ -28,7 +29,9 @@ IS_WEIGHT = "is_weight_{}"  # learners/<module>/is_weight_{mean,min,max,q05,q95}
 FINAL_FRACTION = 0.1
 FIGSIZE = (7.0, 4.5)  # inches; at DPI, a 700 x 450 PNG
 DPI = 100
-VARIANT_ORDER = ("SEAC", "IAC", "SNAC", "SEQL", "IQL")
+VARIANT_ORDER = ("SEAC", "IAC", "SNAC", "SEQL", "IQL", "SE-PPO", "IPPO")
+# A function's repr in params.json ("<function f at 0x7f...>") differs per process.
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 STEPS_LABEL = "environment steps"
 
 
@@ -58,6 +61,11 @@ class Trial:
     @property
     def env(self) -> str:
         return env_label(self.settings.get("env"))
+
+    @property
+    def algorithm(self) -> str:
+        """SEAC, IAC, SNAC, SEQL, IQL, IPPO, "PPO (shared policy)", APPO, ..."""
+        return trial_algorithm(self.settings, self.path.name)
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(env steps, values) of the iterations that report `key` (episode metrics
@@ -129,7 +137,7 @@ def load_trials(run_dirs) -> list[Trial]:
 
 def trial_label(trial: Trial, label_by: str | None = None) -> str:
     if label_by is None:
-        return variant_name(trial.settings)
+        return trial.algorithm
     return f"{label_by}={trial.settings.get(label_by, 'unset')}"
 
 
@@ -158,7 +166,7 @@ def check_seeds_of_one_setting(label: str, group: list[Trial]) -> None:
     for key in keys:
         values: dict[str, int] = {}
         for t in group:
-            value = repr(t.settings.get(key, "unset"))
+            value = ADDRESS.sub("", repr(t.settings.get(key, "unset")))
             values[value] = values.get(value, 0) + 1
         if len(values) > 1:
             counts = ", ".join(f"{v} in {n}" for v, n in values.items())
@@ -282,7 +290,7 @@ def _plot_lambda(ax, trials, label_by):
     by_env: dict[str, dict[float, list[float]]] = {}
     for t in trials:
         final = final_return(t)
-        if variant_name(t.settings) == "SNAC" or final is None:
+        if t.algorithm not in ("SEAC", "IAC") or final is None:
             continue
         lam = float(t.settings.get("seac_lambda", 1.0))
         by_env.setdefault(t.env, {}).setdefault(lam, []).append(final)

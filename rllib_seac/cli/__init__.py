@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     from rllib_seac.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
+    # The command as given, for the `--resume` line of an interrupted run.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.prog = os.path.basename(sys.argv[0]) if argv is None else "rllib"
     module_name, func_name = args.handler
     # Each subcommand imports Ray, torch and its own modules only when it runs.
     handler = getattr(importlib.import_module(module_name), func_name)

@@ -1,6 +1,6 @@
 """The argument parser of `rllib`. Imports nothing heavy: `rllib --help` stays quick.
 
-rllib train file FILE.yaml [run options]
+rllib train file FILE.yaml [run options]   (or: rllib train -f FILE.yaml)
 rllib train --algo SEAC --env ENV [--config JSON] [--stop JSON] [run options]
 rllib evaluate CHECKPOINT [--episodes 100] [--seed S] [--json] [--import MODULE]
 rllib render CHECKPOINT --out run.gif [--episodes 1] [--max-steps N] [--fps 10] [--seed S]
@@ -21,12 +21,25 @@ CHECKPOINT_HELP = (
     "Checkpoint directory (what algo.save_to_path wrote), or a Tune trial directory "
     "(its latest checkpoint_*)."
 )
+# Tune's verbosity without -v: the progress table only (2: also a line per result,
+# 3: each full result), as RLlib's --verbose sets it.
+DEFAULT_VERBOSITY = 1
 IMPORT_HELP = (
     "Module to import first, e.g. my_pkg.envs: one whose import registers your envs "
     "with ray.tune.register_env (repeatable). Training stores it in the env name "
     "(MODULE:ENV); evaluate and render make such an env only with --import MODULE "
     "(or --trust-checkpoint)."
 )
+
+
+class _MoreVerbose(argparse.Action):
+    """-v: one step above Tune's verbosity so far (DEFAULT_VERBOSITY when none)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, (getattr(namespace, self.dest, None) or 1) + 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +102,33 @@ def _run_options(default=None) -> argparse.ArgumentParser:
     experiment.add_argument(
         "--num-samples", type=int, metavar="N", help="Trials per grid point (Tune's num_samples)."
     )
+    rllib = parent.add_argument_group(
+        "RLlib's example-script flags (each sets its config key or stop criterion, "
+        "over the file's and --config's)"
+    )
+    for flag, key in (
+        ("--num-env-runners", "num_env_runners"),
+        ("--num-envs-per-env-runner", "num_envs_per_env_runner"),
+        ("--num-learners", "num_learners"),
+        ("--evaluation-interval", "evaluation_interval"),
+        ("--evaluation-duration", "evaluation_duration"),
+    ):
+        rllib.add_argument(flag, type=int, metavar="N", help=f"config {key}.")
+    rllib.add_argument(
+        "--stop-reward",
+        type=float,
+        metavar="R",
+        help="Stop at this mean episode return (env_runners/episode_return_mean).",
+    )
+    rllib.add_argument(
+        "--stop-iters", type=int, metavar="N", help="Stop after N iterations (training_iteration)."
+    )
+    rllib.add_argument(
+        "--stop-timesteps",
+        type=int,
+        metavar="N",
+        help="Stop after N env steps (num_env_steps_sampled_lifetime).",
+    )
     run = parent.add_argument_group("run")
     run.add_argument(
         "--storage-path",
@@ -100,6 +140,11 @@ def _run_options(default=None) -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help=f"Checkpoint every N iterations ({DEFAULT_CHECKPOINT_FREQ}; 0: only at the end).",
+    )
+    run.add_argument(
+        "--checkpoint-at-end",
+        action="store_true",
+        help="Checkpoint each trial when it ends (always done; accepted as RLlib's flag).",
     )
     run.add_argument(
         "--keep-checkpoints-num", type=int, metavar="N", help="Keep only N checkpoints per trial."
@@ -136,18 +181,35 @@ def _run_options(default=None) -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="Check and print the experiments.")
     run.add_argument(
         "-v",
+        dest="verbose",
+        action=_MoreVerbose,
+        help="-v: the progress table at each result and Tune's line per result; "
+        "-vv: also each full result.",
+    )
+    run.add_argument(
         "--verbose",
-        action="count",
-        help="-v: a progress line per result; -vv: also each full result.",
+        type=int,
+        choices=range(4),
+        metavar="{0,1,2,3}",
+        help="Tune's verbosity, as RLlib's flag: 0 none, 1 the progress table (the "
+        "default), 2 as -v, 3 as -vv.",
     )
     logging = parent.add_argument_group("logging (TensorBoard files are always written)")
     logging.add_argument(
-        "--wandb-project", metavar="NAME", help="Log to Weights & Biases (pip install wandb)."
+        "--wandb-project",
+        metavar="NAME",
+        help="Log to Weights & Biases (pip install -e '.[wandb]' in the checkout).",
+    )
+    logging.add_argument(
+        "--wandb-key",
+        metavar="KEY",
+        help="W&B API key (else WANDB_API_KEY or wandb login); logs to W&B, to "
+        "--wandb-project or a project named after the experiment.",
     )
     logging.add_argument(
         "--mlflow-tracking-uri",
         metavar="URI",
-        help="Log to MLflow, e.g. file:./mlruns (pip install mlflow).",
+        help="Log to MLflow, e.g. file:./mlruns (pip install -e '.[mlflow]' in the checkout).",
     )
     return parent
 
@@ -163,7 +225,14 @@ def _add_train(commands) -> None:
     train.add_argument(
         "--algo", "--run", dest="algo", help="Algorithm, e.g. SEAC or PPO (needs --env)."
     )
-    train.set_defaults(handler=handler, path=None, verbose=0)
+    train.add_argument(
+        "-f",
+        "--config-file",
+        dest="path",
+        metavar="FILE",
+        help="YAML file, as `rllib train file FILE` (Ray 2.40's `rllib train -f FILE`).",
+    )
+    train.set_defaults(handler=handler, path=None, verbose=DEFAULT_VERBOSITY)
     sources = train.add_subparsers(dest="source", metavar="SOURCE")
     file = sources.add_parser(
         "file",
@@ -214,7 +283,9 @@ def _add_plot(commands) -> None:
         help="Plot learning curves and more from Tune run directories.",
         description="Reads every Tune trial (result.json or progress.csv) under the run "
         "directories and plots the mean over seeds with one standard deviation shaded, one "
-        "line per algorithm (SEAC; IAC: seac_lambda 0; SNAC: shared_policy). Kinds: "
+        "line per algorithm (SEAC; IAC: seac_lambda 0; SNAC: shared_policy; SEQL, IQL; "
+        "RLlib's own by name: IPPO for PPO with a module per agent, 'PPO (shared policy)', "
+        "APPO, ...), different algorithms side by side. Kinds: "
         "returns (Figs. 3-5), is-weights (SEAC's importance weights, Fig. 6), agents "
         "(best vs worst agent, Fig. 7), lambda (final return against seac_lambda).",
     )

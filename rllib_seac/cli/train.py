@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 from pathlib import Path
 
@@ -28,7 +29,8 @@ DEFAULT_STORAGE = "results"
 # RAY_ADDRESS values that name no host to probe.
 LOCAL_ADDRESSES = ("auto", "local")
 CLUSTER_PROBE_TIMEOUT_S = 5
-SINGLE_AGENT_BUFFERS = ("EpisodeReplayBuffer", "PrioritizedEpisodeReplayBuffer")
+# Exit status of a run ended by Ctrl-C (128 + SIGINT), its checkpoints saved.
+INTERRUPTED = 130
 
 
 def train(args) -> int:
@@ -56,7 +58,12 @@ def train(args) -> int:
 
     # Ray's token for this run only: no ~/.ray/auth_token and no notice about it.
     use_session_auth_token()
-    failed = sum(_run(exp, args.resume, args.verbose, _loggers(args, exp)) for exp in experiments)
+    failed = 0
+    for exp in experiments:
+        code = _run(exp, args, _loggers(args, exp))
+        if code == INTERRUPTED:
+            return INTERRUPTED
+        failed = failed or code
     return 1 if failed else 0
 
 
@@ -79,13 +86,17 @@ def _experiments(args) -> list[Experiment]:
             ("checkpoint_frequency", args.checkpoint_freq),
             ("num_to_keep", args.keep_checkpoints_num),
             ("checkpoint_score_attribute", args.checkpoint_score_attr),
+            ("checkpoint_at_end", True if args.checkpoint_at_end else None),
         )
         if value is not None
     }
+    config = parse_json_object(args.config, "--config", EXAMPLE_CONFIG)
+    if flag_config := _rllib_flag_config(args):
+        config = {**(config or {}), **flag_config}
     overrides = Overrides(
         env=args.env,
         stop=parse_json_object(args.stop, "--stop", EXAMPLE_STOP),
-        config=parse_json_object(args.config, "--config", EXAMPLE_CONFIG),
+        config=config,
         num_samples=args.num_samples,
         checkpoint=checkpoint,
         storage_path=args.storage_path,
@@ -103,9 +114,43 @@ def _experiments(args) -> list[Experiment]:
             "give a file (rllib train file FILE.yaml) or both --algo and --env "
             "(rllib train --algo SEAC --env rware-tiny-2ag-v2)."
         )
+    flag_stop = {
+        key: value
+        for key, value in (
+            ("env_runners/episode_return_mean", args.stop_reward),
+            ("training_iteration", args.stop_iters),
+            ("num_env_steps_sampled_lifetime", args.stop_timesteps),
+        )
+        if value is not None
+    }
     for exp in experiments:
         exp.env = _with_import(exp.env, args.imports)
+        # With the file's (or --stop's) criteria: a trial stops at the first one met.
+        exp.stop.update(flag_stop)
     return experiments
+
+
+# RLlib's example-script flags that set a config key.
+RLLIB_CONFIG_FLAGS = {
+    "num_env_runners": 0,
+    "num_envs_per_env_runner": 1,
+    "num_learners": 0,
+    "evaluation_interval": 0,
+    "evaluation_duration": 1,
+}
+
+
+def _rllib_flag_config(args) -> dict:
+    """The config keys RLlib's example-script flags give (--num-env-runners, ...)."""
+    config = {}
+    for key, low in RLLIB_CONFIG_FLAGS.items():
+        value = getattr(args, key, None)
+        check_at_least(value, low, f"--{key.replace('_', '-')}")
+        if value is not None:
+            config[key] = value
+    check_at_least(args.stop_iters, 1, "--stop-iters")
+    check_at_least(args.stop_timesteps, 1, "--stop-timesteps")
+    return config
 
 
 def _with_import(env: str, imports: list[str] | None) -> str:
@@ -144,69 +189,21 @@ def _check_cluster_answers() -> None:
 
 def algorithm_config(exp: Experiment):
     """The default config of the algorithm `exp.run` names (SEAC or any RLlib one)."""
-    from ray.rllib.algorithms.algorithm import Algorithm
-    from ray.tune.registry import get_trainable_cls
+    from rllib_seac.experiment_config import ExperimentConfigError
+    from rllib_seac.experiment_config import algorithm_config as default_config
 
     try:
-        cls = get_trainable_cls(exp.run)
-    except Exception:  # TuneError: unknown name
-        raise UsageError(
-            f"experiment {exp.name!r}: run: {exp.run} is not an algorithm Ray knows "
-            "(e.g. SEAC, PPO, APPO, IMPALA, DQN)."
-        ) from None
-    if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
-        raise UsageError(f"experiment {exp.name!r}: run: {exp.run} is not an RLlib algorithm.")
-    return cls.get_default_config()
-
-
-def _manages_agents(config) -> bool:
-    """Whether the algorithm maps agents to modules itself (this package's do, with
-    their `shared_policy` setting); RLlib's own get one module per agent from here."""
-    return hasattr(config, SHARED_POLICY)
-
-
-def _multi_agent(exp: Experiment, env_config: dict, shared: bool) -> dict | None:
-    """`multiagent` settings for an RLlib algorithm on a multi-agent env: one module
-    per agent id of the env (IPPO for PPO), or one module all agents share."""
-    import gymnasium as gym
-
-    from rllib_seac.agent_modules import default_grouping
-    from rllib_seac.envs import make_env
-
-    try:
-        env = make_env(exp.env, env_config)
-    except ValueError:
-        if exp.env in gym.registry:
-            return None  # a single-agent gymnasium env (rware's own ids are ours first)
-        raise
-    try:
-        agents = list(getattr(env, "possible_agents", None) or [])
-    finally:
-        env.close()
-    if not agents:
-        return None
-    return default_grouping(agents, shared)
+        return default_config(exp.run)
+    except ExperimentConfigError as e:
+        raise UsageError(f"experiment {exp.name!r}: {e}") from None
 
 
 def trial_settings(exp: Experiment, point: dict) -> dict:
-    """The config keys of one trial: the experiment's, one grid point, and for RLlib's
-    algorithms on a multi-agent env the module of each agent."""
-    settings = {**exp.config, **point}
-    defaults = algorithm_config(exp)
-    if _manages_agents(defaults):
-        return settings
-    shared = bool(settings.pop(SHARED_POLICY, False))
-    multi_agent = _multi_agent(exp, settings.get("env_config") or {}, shared)
-    if not multi_agent:
-        return settings
-    settings["multiagent"] = multi_agent
-    # Off-policy algorithms (DQN, SAC) default to a single-agent episode buffer,
-    # which cannot hold multi-agent episodes; RLlib has a multi-agent twin of each.
-    buffer = {**(getattr(defaults, "replay_buffer_config", None) or {})}
-    buffer.update(settings.get("replay_buffer_config") or {})
-    if buffer.get("type") in SINGLE_AGENT_BUFFERS:
-        settings["replay_buffer_config"] = {**buffer, "type": f"MultiAgent{buffer['type']}"}
-    return settings
+    """The config keys of one trial (see rllib_seac.experiment_config.trial_settings)."""
+    from rllib_seac.experiment_config import trial_settings as settings_of_trial
+
+    algorithm_config(exp)  # an unknown algorithm as a usage error
+    return settings_of_trial(exp.run, exp.env, exp.config, point)
 
 
 def validate(exp: Experiment) -> None:
@@ -219,7 +216,8 @@ def validate(exp: Experiment) -> None:
     for key in [*exp.config, *exp.grid]:
         known = key in CONFIG_ALIASES or hasattr(defaults, config_attribute(str(key)))
         if not known and key != SHARED_POLICY:
-            raise UsageError(f"experiment {exp.name!r}: unknown config key {key!r}.")
+            hint = _did_you_mean(key, defaults)
+            raise UsageError(f"experiment {exp.name!r}: unknown config key {key!r}.{hint}")
     for point in _grid_points(exp):
         try:
             config = algorithm_config(exp).environment(exp.env)
@@ -232,10 +230,19 @@ def validate(exp: Experiment) -> None:
             raise UsageError(f"experiment {exp.name!r}{where}: {message}") from None
 
 
+def _did_you_mean(key, config) -> str:
+    """ " Did you mean 'lambda_'?" for a near miss of one of the config's settings."""
+    import difflib
+
+    names = [n for n in vars(config) if not n.startswith("_")] + [SHARED_POLICY]
+    close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.75)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
 def _grid_points(exp: Experiment) -> list[dict]:
-    """Each grid value once, the other grid settings at their first value."""
-    first = {key: values[0] for key, values in exp.grid.items()}
-    return [first] + [{**first, k: v} for k, values in exp.grid.items() for v in values[1:]]
+    from rllib_seac.experiment_config import grid_points
+
+    return grid_points(exp.grid)
 
 
 def _check_trials_fit(exp: Experiment) -> None:
@@ -257,12 +264,14 @@ def _check_trials_fit(exp: Experiment) -> None:
         for kind in ("CPU", "GPU"):
             if need.get(kind, 0) > have.get(kind, 0):
                 where = f" (with {point})" if point else ""
+                remedy = "lower num_env_runners"
+                if config.num_learners:
+                    remedy += ", or set num_learners: 0 to learn in the trial's own process"
                 raise UsageError(
                     f"experiment {exp.name!r}{where}: each {exp.run} trial asks for "
                     f"{need[kind]:g} {kind}s (num_env_runners={config.num_env_runners}, "
                     f"num_learners={config.num_learners}) but Ray has {have.get(kind, 0):g} "
-                    "here: lower num_env_runners, or set num_learners: 0 to learn in the "
-                    "trial's own process."
+                    f"here: {remedy}."
                 )
 
 
@@ -289,12 +298,13 @@ def _check_resumable(exp: Experiment) -> None:
 def _loggers(args, exp: Experiment) -> list:
     """W&B and MLflow callbacks when asked for (Tune writes TensorBoard files anyway)."""
     callbacks = []
-    if args.wandb_project:
+    if args.wandb_project or args.wandb_key:
+        flag = "--wandb-project" if args.wandb_project else "--wandb-key"
         try:
             import wandb  # noqa: F401
         except ImportError:
             raise UsageError(
-                "--wandb-project needs wandb: pip install 'rllib-seac[wandb]'"
+                f"{flag} needs wandb: pip install -e '.[wandb]' (in the rllib-seac checkout)"
             ) from None
         from ray.air.integrations.wandb import WandbLoggerCallback
 
@@ -302,13 +312,17 @@ def _loggers(args, exp: Experiment) -> list:
         # wandb's own WANDB_MODE (offline) and WANDB_DIR are passed on here.
         wandb_env = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
         init = {key: os.environ[var] for key, var in wandb_env.items() if var in os.environ}
-        callbacks.append(WandbLoggerCallback(project=args.wandb_project, group=exp.name, **init))
+        if args.wandb_key:
+            init["api_key"] = args.wandb_key
+        project = args.wandb_project or exp.name
+        callbacks.append(WandbLoggerCallback(project=project, group=exp.name, **init))
     if args.mlflow_tracking_uri:
         try:
             import mlflow  # noqa: F401
         except ImportError:
             raise UsageError(
-                "--mlflow-tracking-uri needs mlflow: pip install 'rllib-seac[mlflow]'"
+                "--mlflow-tracking-uri needs mlflow: pip install -e '.[mlflow]' (in the "
+                "rllib-seac checkout)"
             ) from None
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
@@ -330,40 +344,53 @@ def _checkpoint_config(exp: Experiment):
     return tune.CheckpointConfig(**settings)
 
 
-def _run(exp: Experiment, resume: bool, verbose: int, callbacks: list) -> int:
-    """Runs (or resumes) one experiment through Tune; returns the number of errored trials."""
+def _run(exp: Experiment, args, callbacks: list) -> int:
+    """Runs (or resumes) one experiment through Tune; returns the number of errored
+    trials, or INTERRUPTED after Ctrl-C."""
     # Read by Tune when it runs: without it, Ray 2.60 ignores `progress_reporter`.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     from ray import tune
 
     from rllib_seac.cli.progress import ReturnReporter, print_summary
+    from rllib_seac.cli.run_control import RunControl
     from rllib_seac.seac.config import SEACConfig
 
     _check_trials_fit(exp)
     # Only the file's settings: the algorithm fills in its defaults.
     param_space = {"env": exp.env, **trial_settings(exp, {})}
     param_space.update({key: tune.grid_search(values) for key, values in exp.grid.items()})
-    if resume:
-        # Tune keeps the run's stop criteria and settings; trials continue from
-        # their last checkpoints, errored ones too.
-        tuner = tune.Tuner.restore(
-            _run_dir(exp),
-            trainable=exp.run,
-            resume_unfinished=True,
-            resume_errored=True,
-            param_space=param_space,
+    # A resumed run applies the stop criteria given now, not those it was started with.
+    control = RunControl(stop=exp.stop if args.resume else None)
+    run_settings = dict(
+        stop=exp.stop,
+        checkpoint_config=_checkpoint_config(exp),
+        progress_reporter=ReturnReporter(
+            every_result=args.verbose >= 2, header=_episode_limit_note(exp)
+        ),
+        callbacks=[*callbacks, control],
+        # Tune's verbosity: 1 the table, 2 also a line per result, 3 each full result.
+        verbose=args.verbose,
+    )
+    if args.resume:
+        # Trials continue from their last checkpoints, errored ones too; finished
+        # trials stay done.
+        analysis = tune.run(
+            exp.run,
+            config=param_space,
+            name=exp.name,
+            storage_path=_storage(exp),
+            max_failures=exp.max_failures,
+            resume_config=tune.ResumeConfig(errored=tune.ResumeConfig.ResumeType.RESUME),
+            raise_on_failed_trial=False,
+            **run_settings,
         )
+        results = tune.ResultGrid(analysis)
     else:
         run_config = tune.RunConfig(
             name=exp.name,
             storage_path=_storage(exp),
-            stop=exp.stop,
-            checkpoint_config=_checkpoint_config(exp),
             failure_config=tune.FailureConfig(max_failures=exp.max_failures),
-            progress_reporter=ReturnReporter(every_result=verbose >= 1),
-            callbacks=callbacks,
-            # 3 (-vv) also prints each full result.
-            verbose=3 if verbose >= 2 else 2,
+            **run_settings,
         )
         tuner = tune.Tuner(
             exp.run,
@@ -371,6 +398,34 @@ def _run(exp: Experiment, resume: bool, verbose: int, callbacks: list) -> int:
             tune_config=tune.TuneConfig(num_samples=exp.num_samples),
             run_config=run_config,
         )
-    results = tuner.fit()
-    print_summary(exp.name, results, isinstance(algorithm_config(exp), SEACConfig))
+        results = tuner.fit()
+    print_summary(exp.name, results, isinstance(algorithm_config(exp), SEACConfig), control)
+    if control.interrupted:
+        print(f"\nResume with:\n  {_resume_command(args)}")
+        return INTERRUPTED
     return results.num_errors
+
+
+def _resume_command(args) -> str:
+    """The command line this run was started with, and --resume."""
+    argv = list(getattr(args, "argv", None) or [])
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return shlex.join([getattr(args, "prog", None) or "rllib", *argv])
+
+
+def _episode_limit_note(exp: Experiment) -> str:
+    """For lbforaging's ids: the episode limit the run's episodes end at."""
+    from rllib_seac.envs.lbf import lbf_env_ids, lbf_episode_limit
+
+    if exp.env not in lbf_env_ids():
+        return ""
+    if "env_config" in exp.grid:
+        return f"{exp.env}: episode limit per trial (env_config max_episode_steps)"
+    limit, given = lbf_episode_limit(exp.env, exp.config.get("env_config"))
+    if given:
+        return f"{exp.env}: episodes end after {limit} steps (env_config max_episode_steps)"
+    return (
+        f"{exp.env}: episodes end after {limit} steps (lbforaging's default limit; the "
+        "paper's is 25: config env_config: {max_episode_steps: 25})"
+    )

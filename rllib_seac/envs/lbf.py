@@ -92,3 +92,14 @@ def check_lbf_fits(env_id: str, kwargs: dict) -> None:
             f"Bad env config for {env_id}: players ({players}) and max_num_food ({food}) "
             f"must fit on the {rows * columns} cells of its {rows}x{columns} field."
         )
+
+
+def lbf_episode_limit(env_id: str, env_config: dict | None = None) -> tuple[int, bool]:
+    """(the episode step limit of an lbforaging id with this env config, whether the
+    config set it); lbforaging's default is 50, the paper's 25."""
+    from lbforaging.foraging import ForagingEnv
+
+    config = env_config or {}
+    default = inspect.signature(ForagingEnv.__init__).parameters["max_episode_steps"].default
+    kwargs = {**gym.spec(env_id).kwargs, **config}
+    return int(kwargs.get("max_episode_steps", default)), "max_episode_steps" in config
