@@ -205,6 +205,32 @@ def test_others_data_adds_lambda_times_its_terms():
     torch.testing.assert_close(losses[0.5], losses[0.0] + 0.5 * others)
 
 
+def test_rllibs_ppo_config_with_the_learner_is_se_ppo():
+    from rllib_seac.seppo.learner import SEPPOTorchLearner
+
+    config = (
+        PPOConfig()
+        .training(
+            learner_class=SEPPOTorchLearner,
+            clip_param=CLIP,
+            vf_clip_param=VF_CLIP,
+            vf_loss_coeff=VF_COEFF,
+            entropy_coeff=ENTROPY_COEFF,
+            kl_coeff=KL_COEFF,
+        )
+        .rl_module(model_config={"fcnet_hiddens": [5], "vf_share_layers": False})
+        .multi_agent(**default_grouping(agents(2), False))
+        .debugging(seed=0)
+    )
+    spaces = gym.spaces.Box(-1, 1, (OBS_DIM,)), gym.spaces.Discrete(N_ACTIONS)
+    learner = config.build_learner(spaces=dict.fromkeys(agents(2), spaces))
+    batch = small_batch(learner, 2, seed=5)
+    losses = learner.compute_losses(fwd_out=learner.module.forward_train(batch), batch=batch)
+    reference, _ = reference_losses(learner, batch, 2, 1.0, None)
+    for mid in agents(2):
+        torch.testing.assert_close(losses[mid], reference[mid], rtol=1e-5, atol=1e-6)
+
+
 def rware_config(config, seppo_lambda=None, seed=3):
     config = (
         config.environment(RWARE)

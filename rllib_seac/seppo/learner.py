@@ -27,13 +27,17 @@ class SEPPOTorchLearner(ReplacesMinibatchIterator, PPOTorchLearner):
     minibatch, with module i's actor and critic evaluated on k's observations.
 
     With seppo_lambda = 0 nothing of this runs: the learner is RLlib's PPO learner,
-    its connector and minibatches included (IPPO).
+    its connector and minibatches included (IPPO). With RLlib's own PPOConfig
+    (`.training(learner_class=SEPPOTorchLearner)`), seppo_lambda is 1 and the
+    importance weights unclipped.
     """
 
     def build(self) -> None:
         super().build()
         self._module_ids = list(self.module.keys())
-        self._sharing = self.config.seppo_lambda > 0 and len(self._module_ids) > 1
+        self._lambda = getattr(self.config, "seppo_lambda", 1.0)
+        self._is_weight_clip = getattr(self.config, "is_weight_clip", None)
+        self._sharing = self._lambda > 0 and len(self._module_ids) > 1
         if self._sharing and self._learner_connector is not None:
             self._learner_connector.append(
                 SharedExperienceAdvantages(
@@ -95,10 +99,10 @@ class SEPPOTorchLearner(ReplacesMinibatchIterator, PPOTorchLearner):
             values=values.reshape(shape),
             value_targets=column(SE_VALUE_TARGETS),
             mask=own_column(Columns.LOSS_MASK, ones),
-            seppo_lambda=self.config.seppo_lambda,
+            seppo_lambda=self._lambda,
             clip_param=config.clip_param,
             vf_clip_param=config.vf_clip_param,
-            is_weight_clip=self.config.is_weight_clip,
+            is_weight_clip=self._is_weight_clip,
         )
         mask = own_column(Columns.LOSS_MASK, ones)
         weights = terms["is_weights"][mask]
