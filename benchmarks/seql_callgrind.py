@@ -1,4 +1,4 @@
-"""Cost of one env step of SEQL's direct loop, this tree against another commit's:
+"""Cost of one env step of SEQL's in-process loop, this tree against another commit's:
 CPU time and instructions.
 
     git archive 8d11d08 | tar -x -C /tmp/base    # the commit to compare with
@@ -6,8 +6,8 @@ CPU time and instructions.
         [--cpu-steps 2000] [--steps 200] [--no-callgrind] [--json]
 
 For each tree (--base, then this one) and algorithm, a fresh Python process builds
-what `SEQL.training_step` runs with `direct_loop=True`, without Ray: SEQL's
-`DirectLoop` on Foraging-8x8-2p-2f-v3 (the paper's 25-step limit) and SEQLConfig's
+what `SEQL.training_step` runs with `loop="in_process"`, without Ray: SEQL's
+`InProcessLoop` on Foraging-8x8-2p-2f-v3 (the paper's 25-step limit) and SEQLConfig's
 learner, with SEQLConfig's defaults (batch M = 128, 2 x 128 ReLU MLPs, Adam, clip 0.5,
 tau 0.05, one update per agent per env step) except epsilon, fixed at 0.05 (late
 training: most actions greedy, each a forward pass), seed 0. It runs 300 env steps
@@ -20,7 +20,7 @@ step updates every agent), then:
   divided by `--steps`: a figure machine load cannot change.
 An env step is one step of the env with all agents acting, the transitions stored,
 one gradient step and soft target update per agent. The tree is chosen by
-PYTHONPATH, so the same script measures any commit whose `DirectLoop` has today's
+PYTHONPATH, so the same script measures any commit whose `InProcessLoop` has today's
 `run(n_steps, t, learner)`.
 """
 
@@ -43,7 +43,7 @@ ENV, EPISODE_LIMIT, EPSILON, WARM_UP_STEPS = "Foraging-8x8-2p-2f-v3", 25, 0.05, 
 def _child(algo: str, steps: int, cpu_steps: int, helper: str | None) -> None:
     """Runs in the measured tree: prints env steps per CPU-second and wall second."""
     from rllib_seac import SEQLConfig
-    from rllib_seac.seql.direct_loop import DirectLoop
+    from rllib_seac.seql.in_process.loop import InProcessLoop
 
     config = (
         SEQLConfig()
@@ -52,7 +52,7 @@ def _child(algo: str, steps: int, cpu_steps: int, helper: str | None) -> None:
         .debugging(seed=0)
     )
     config.validate()  # one module per agent, from the env
-    loop = DirectLoop(config)
+    loop = InProcessLoop(config)
     spaces = (loop.envs.obs_space, loop.envs.action_space)
     learner = config.build_learner(spaces=dict.fromkeys(config.agent_ids, spaces))
     loop.run(WARM_UP_STEPS, 0, learner)

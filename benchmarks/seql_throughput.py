@@ -5,8 +5,8 @@
 
 Per env: SEAC (Table 2: 4 envs, 5-step rollouts, one A2C update per rollout), SEQL
 and IQL (the authors' settings: one env, one DQN update of batch 128 per env step)
-with SEQL's direct loop (the default) and, unless --no-rllib-loop, with RLlib's DQN
-loop (`direct_loop=False`, what SEQL ran before the direct loop). Their train()
+with SEQL's in-process loop (the default) and, unless --no-rllib-loop, with RLlib's DQN
+loop (`loop="rllib"`, what SEQL ran before its own loop). Their train()
 calls are interleaved so machine noise hits all alike, each algorithm until it
 has trained `--seconds` (benchmarks/throughput.py's `build`). Foraging-* envs get
 the paper's limit of 25 steps. An env step is one step of one env with all
@@ -36,7 +36,7 @@ def build_seql(env_name: str, env_config: dict, share: bool, loop: str):
     config = (
         SEQLConfig()
         .environment(env_name, env_config=env_config)
-        .training(share_experience=share, direct_loop=loop == "direct")
+        .training(share_experience=share, loop="in_process" if loop == "direct" else "rllib")
         .reporting(min_sample_timesteps_per_iteration=STEPS_PER_ITERATION[loop])
         .debugging(seed=0, log_level="ERROR")
     )
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-rllib-loop",
         action="store_true",
-        help="Skip SEQL/IQL on RLlib's DQN loop (direct_loop=False).",
+        help="Skip SEQL/IQL on RLlib's DQN loop (loop='rllib').",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from rllib_seac.analysis.evaluation import evaluate
 from rllib_seac.checkpoints import CheckpointError
 from rllib_seac.cli import main
 from rllib_seac.seql import replay_buffer
-from rllib_seac.seql.algorithm import COMPONENT_DIRECT_LOOP
+from rllib_seac.seql.algorithm import COMPONENT_IN_PROCESS_LOOP
 from rllib_seac.seql.replay_buffer import AgentReplayBuffers
 from tests.envs_for_tests import SpacesEnv, UnpicklableLbfEnv
 
@@ -26,14 +26,14 @@ BATCH, STEPS_PER_ITER = 8, 20
 AGENTS = {RWARE: ["agent_0", "agent_1"], LBF: ["agent_0", "agent_1"]}
 
 
-def tiny_config(env, share: bool, direct_loop: bool = True) -> SEQLConfig:
+def tiny_config(env, share: bool, loop: str = "in_process") -> SEQLConfig:
     env_config = {"max_episode_steps": 10} if env == LBF else {"max_steps": 10}
     return (
         SEQLConfig()
         .environment(env, env_config=env_config)
         .training(
             share_experience=share,
-            direct_loop=direct_loop,
+            loop=loop,
             train_batch_size_per_learner=BATCH,
             num_steps_sampled_before_learning_starts=BATCH,
         )
@@ -71,7 +71,7 @@ def test_trains_two_iterations_with_per_agent_metrics(env, share):
         assert trained == updates * BATCH
         assert result["learners"]["agent_0"]["num_target_updates"] == updates
         # The buffers: one row per env step and agent; SEQL draws M // N from each.
-        loop = algo._direct_loop
+        loop = algo._loop
         assert loop.buffers.size == 2 * STEPS_PER_ITER
         assert loop.batch_per_agent == (BATCH // 2 if share else BATCH)
         # After the first update (autograd: it makes Adam's state), the fused one.
@@ -87,7 +87,7 @@ def test_trains_two_iterations_with_per_agent_metrics(env, share):
 
 @pytest.mark.parametrize("share", [True, False], ids=["SEQL", "IQL"])
 def test_rllib_loop_trains_two_iterations(share):
-    algo = tiny_config(LBF, share, direct_loop=False).build_algo()
+    algo = tiny_config(LBF, share, loop="rllib").build_algo()
     try:
         for _ in range(2):
             result = algo.train()
@@ -100,7 +100,7 @@ def test_rllib_loop_trains_two_iterations(share):
         algo.stop()
 
 
-def test_direct_loop_is_deterministic_for_a_fixed_seed():
+def test_loop_is_deterministic_for_a_fixed_seed():
     weights = []
     for _ in range(2):
         algo = tiny_config(LBF, True).build_algo()
@@ -125,7 +125,7 @@ def test_checkpoint_restores_weights_and_evaluates_greedily(tmp_path):
         path = algo.save_to_path(tmp_path / "ckpt")
         saved = algo.get_module("agent_0").state_dict()
         # store_buffer_in_checkpoints=False (the default): no buffers, no env.
-        assert COMPONENT_DIRECT_LOOP not in algo.get_state()
+        assert COMPONENT_IN_PROCESS_LOOP not in algo.get_state()
     finally:
         algo.stop()
     restored = SEQL.from_checkpoint(path)
@@ -137,7 +137,7 @@ def test_checkpoint_restores_weights_and_evaluates_greedily(tmp_path):
         # It trains on from the checkpoint's step count, on new buffers.
         result = restored.train()
         assert result["num_env_steps_sampled_lifetime"] == 2 * STEPS_PER_ITER
-        assert restored._direct_loop.buffers.size == STEPS_PER_ITER
+        assert restored._loop.buffers.size == STEPS_PER_ITER
         assert np.isfinite(result["learners"]["agent_0"]["qf_loss"])
     finally:
         restored.stop()
@@ -161,7 +161,7 @@ def buffer_config(env, share: bool, capacity: int = 1_000_000) -> SEQLConfig:
 
 
 def filled_rows(algo) -> dict[str, np.ndarray]:
-    buffers = algo._direct_loop.buffers
+    buffers = algo._loop.buffers
     return {col: getattr(buffers, col)[:, : buffers.size].copy() for col in BUFFER_COLUMNS}
 
 
@@ -178,7 +178,7 @@ def test_checkpoint_with_buffers_continues_exactly(tmp_path, share, capacity):
             algo.train()
         path = algo.save_to_path(tmp_path / "ckpt")
         saved_weights = algo.learner_group.get_weights()
-        loop_state = algo.get_state()[COMPONENT_DIRECT_LOOP]
+        loop_state = algo.get_state()[COMPONENT_IN_PROCESS_LOOP]
         assert loop_state["episode"] is not None  # LBF pickles: mid-episode, 15 steps in
         assert loop_state["episode"][3] == 2 * STEPS_PER_ITER - 25
         assert loop_state["episode"][2].any()  # the running episode sums
@@ -228,7 +228,7 @@ def test_checkpoint_of_an_env_that_cannot_be_pickled_keeps_the_buffers(tmp_path)
         algo.stop()
     restored = SEQL.from_checkpoint(path)
     try:
-        loop = restored._direct_loop
+        loop = restored._loop
         for col in BUFFER_COLUMNS:
             np.testing.assert_array_equal(filled_rows(restored)[col], saved_rows[col])
         assert loop._obs is None and loop._length == 0  # it starts a new episode
@@ -287,10 +287,10 @@ def test_agents_with_different_spaces_are_named():
         ({"seql_lambda": -1.0}, "seql_lambda must be a number >= 0, got -1.0"),
         ({"share_experience": "yes"}, "share_experience must be true or false, got 'yes'"),
         ({"double_q": True}, "double_q must be False"),
-        ({"direct_loop": 1}, "direct_loop must be true or false, got 1"),
+        ({"loop": "direct"}, "loop must be one of ('in_process', 'rllib'), got 'direct'"),
         (
-            {"direct_loop": False, "store_buffer_in_checkpoints": True},
-            "store_buffer_in_checkpoints must be False with direct_loop=False",
+            {"loop": "rllib", "store_buffer_in_checkpoints": True},
+            "store_buffer_in_checkpoints must be False with loop='rllib'",
         ),
     ],
 )
@@ -351,13 +351,13 @@ def test_hidden_layers_too_large_for_memory_are_refused():
         config.validate()
 
 
-def test_direct_loop_refuses_remote_runners_and_names_the_way_out():
+def test_loop_refuses_remote_runners_and_names_the_way_out():
     config = SEQLConfig().environment(LBF).env_runners(num_env_runners=2)
     with pytest.raises(SEQLConfigError) as err:
         config.validate()
-    assert "num_env_runners must be 0 with direct_loop=True" in str(err.value)
-    assert "got 2; set direct_loop=False" in str(err.value)
-    config.training(direct_loop=False).validate()
+    assert "num_env_runners must be 0 with loop='in_process'" in str(err.value)
+    assert "got 2; set loop='rllib'" in str(err.value)
+    config.training(loop="rllib").validate()
 
 
 def tuned(name: str) -> dict:
@@ -408,3 +408,21 @@ def test_build_algo_leaves_no_empty_results_folder():
     assert logdir.is_dir()
     algo.stop()
     assert not logdir.exists()
+
+
+def test_a_gpu_learner_is_refused_by_the_in_process_loop_in_one_line():
+    config = SEQLConfig().environment(LBF).learners(num_gpus_per_learner=1)
+    with pytest.raises(SEQLConfigError) as err:
+        config.validate()
+    assert "num_gpus_per_learner must be 0 with loop='in_process'" in str(err.value)
+    assert "set loop='rllib'" in str(err.value)
+
+
+@pytest.mark.parametrize("old, loop", [(True, "in_process"), (False, "rllib")])
+def test_a_config_saved_with_the_loops_old_name_keeps_its_loop(old, loop):
+    state = SEQLConfig().environment(LBF).get_state()
+    del state["loop"]
+    state["direct_loop"] = old  # as checkpoints saved before the rename hold it
+    config = SEQLConfig.from_state(state)
+    config.validate()
+    assert config.loop == loop and "direct_loop" not in vars(config)

@@ -12,7 +12,7 @@ import logging
 import torch
 
 from rllib_seac import SEQLConfig, make_env
-from rllib_seac.seql.direct_loop import DirectLoop
+from rllib_seac.seql.in_process.loop import InProcessLoop
 from rllib_seac.seql.torch_learner import SEQLTorchLearner
 
 LBF = "Foraging-8x8-2p-2f-v3"
@@ -52,7 +52,7 @@ def run_loop(learner_class=None, fused_update="auto"):
     torch.manual_seed(0)
     learner = config.build_learner(spaces={aid: spaces for aid in config.agent_ids})
     before = q_weights(learner)
-    loop = DirectLoop(config)
+    loop = InProcessLoop(config)
     try:
         loop.run(STEPS, 0, learner)
     finally:
@@ -92,7 +92,7 @@ def test_a_learner_with_a_zero_loss_leaves_every_q_network_unchanged():
 
 
 def test_a_changed_term_trains_like_autograd_with_that_change(caplog):
-    with caplog.at_level(logging.INFO, logger="rllib_seac.seql.direct_loop"):
+    with caplog.at_level(logging.INFO, logger="rllib_seac.seql.in_process.loop"):
         default, loop, _ = run_loop(HuberQLoss)
     assert loop._fused is None and loop._fused_off == "HuberQLoss overrides q_loss"
     assert sum("HuberQLoss overrides q_loss" in r.getMessage() for r in caplog.records) == 1

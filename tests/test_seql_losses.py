@@ -19,14 +19,14 @@ from ray.rllib.utils.schedules.scheduler import Scheduler
 
 from rllib_seac import SEQLConfig
 from rllib_seac.seac.config import agent_is_module
-from rllib_seac.seql.direct_loop import EpsilonSchedule
-from rllib_seac.seql.direct_update import (
+from rllib_seac.seql.in_process.fused_step import FusedStep
+from rllib_seac.seql.in_process.learner_step import (
     STAT_NAMES,
     UpdateSettings,
     agent_networks,
     learner_update,
 )
-from rllib_seac.seql.fused_step import FusedStep
+from rllib_seac.seql.in_process.loop import EpsilonSchedule
 from rllib_seac.seql.replay_buffer import agent_parts, per_agent_items
 
 OBS_DIM, N_ACTIONS, BATCH, GAMMA = 5, 4, 12, 0.99
@@ -173,7 +173,7 @@ def test_terminals_stop_the_bootstrap():
         assert not torch.allclose(quirk_losses[aid], losses[aid])
 
 
-# --- The direct loop's update (rllib_seac/seql/direct_update.py) ---
+# --- The in-process loop's update (rllib_seac/seql/in_process/learner_step.py) ---
 
 
 def rllib_update(learner, batch):
@@ -228,7 +228,7 @@ def test_epsilon_schedule_is_rllibs():
     assert EpsilonSchedule(0.05)(123) == 0.05
 
 
-# --- The direct loop's fused step (rllib_seac/seql/fused_step.py) ---
+# --- The in-process loop's fused step (rllib_seac/seql/in_process/fused_step.py) ---
 
 
 def direct_networks(learner, agents):
@@ -255,7 +255,7 @@ def buffer_sample(batch, agents):
 
 
 def autograd_step(learner, agents, batch):
-    """The direct loop's autograd step (the learner's loss): it makes Adam's state."""
+    """The in-process loop's autograd step (the learner's loss): it makes Adam's state."""
     parts = agent_parts(buffer_sample(batch, agents))
     networks = direct_networks(learner, agents)
     return learner_update(learner, agents, networks, parts, learner.config.tau)

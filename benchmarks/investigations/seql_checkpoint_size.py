@@ -6,7 +6,7 @@ its replay buffers are: bytes on disk per stored env step and per agent transiti
         [--steps 2000 20000] [--json]
 
 For each env, one SEQL (SEQLConfig's defaults; LBF with the paper's 25-step
-episodes, rware with its own 500) steps its direct loop without learning (the
+episodes, rware with its own 500) steps its in-process loop without learning (the
 buffers' content, not the networks, is what grows) and saves a checkpoint each time
 its buffers hold the next of `--steps` env steps. Bytes per env step is the slope
 between the first and the last checkpoint (the networks, Adam state and config are
@@ -34,7 +34,7 @@ def directory_bytes(path: Path) -> int:
 
 def measure(env: str, steps: list[int], tmp: Path) -> dict:
     from rllib_seac import SEQLConfig
-    from rllib_seac.seql.algorithm import COMPONENT_DIRECT_LOOP
+    from rllib_seac.seql.algorithm import COMPONENT_IN_PROCESS_LOOP
 
     config = (
         SEQLConfig()
@@ -51,18 +51,18 @@ def measure(env: str, steps: list[int], tmp: Path) -> dict:
     algo = config.build_algo()
     try:
         for target in sorted(steps):
-            while algo._direct_loop is None or algo._direct_loop.buffers.size < target:
+            while algo._loop is None or algo._loop.buffers.size < target:
                 algo.train()
             path = Path(algo.save_to_path(str(tmp / f"{env}-{target}")))
-            state = algo.get_state(components=COMPONENT_DIRECT_LOOP)[COMPONENT_DIRECT_LOOP]
+            state = algo.get_state(components=COMPONENT_IN_PROCESS_LOOP)[COMPONENT_IN_PROCESS_LOOP]
             checkpoints.append(
                 {
-                    "env_steps_in_buffers": algo._direct_loop.buffers.size,
+                    "env_steps_in_buffers": algo._loop.buffers.size,
                     "checkpoint_bytes": directory_bytes(path),
                     "next_obs_rows_kept": len(state["buffers"]["next_obs_rows"]),
                 }
             )
-        buffers = algo._direct_loop.buffers
+        buffers = algo._loop.buffers
         n_agents = len(buffers.obs)
         columns = (buffers.obs, buffers.next_obs, buffers.actions, buffers.rewards)
         memory_per_step = sum(a[:, 0].nbytes for a in (*columns, buffers.terminateds))

@@ -1,5 +1,5 @@
 """Several modules' parameters and torch Adam state in flat buffers, one row per module,
-for the fused CPU steps of SEAC (`seac/fused_step.py`) and SEQL (`seql/fused_step.py`).
+for the fused CPU steps of SEAC (`seac/fused_step.py`) and SEQL (`seql/in_process/fused_step.py`).
 
 On small networks a gradient step is dominated by per-call dispatch: a clip and an
 Adam step per module cost more than their arithmetic. With every module's parameters,

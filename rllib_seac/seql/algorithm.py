@@ -19,30 +19,31 @@ from ray.rllib.utils.schedules.scheduler import Scheduler
 
 from rllib_seac._rllib_internals import checkpoint_component_wanted, local_learner
 from rllib_seac.algorithm_support import check_same_agents, remove_logdir_if_left_empty
-from rllib_seac.seql.direct_loop import DirectLoop
-from rllib_seac.seql.direct_update import STAT_NAMES
+from rllib_seac.seql.in_process.learner_step import STAT_NAMES
+from rllib_seac.seql.in_process.loop import InProcessLoop
 from rllib_seac.seql.torch_learner import OTHERS_Q_LOSS_KEY
 
 EPSILON_KEY = "epsilon"
-# The direct loop's replay buffers, env and random streams in SEQL's checkpoints
-# (with `store_buffer_in_checkpoints=True`), next to RLlib's COMPONENT_* entries.
-COMPONENT_DIRECT_LOOP = "direct_loop"
+# The in-process loop's replay buffers, env and random streams in SEQL's checkpoints
+# (with `store_buffer_in_checkpoints=True`), next to RLlib's COMPONENT_* entries; named
+# after the loop's former name, which existing checkpoints carry.
+COMPONENT_IN_PROCESS_LOOP = "direct_loop"
 
 
 class SEQL(DQN):
     """Shared Experience Q-Learning (Christianos, Schäfer & Albrecht, NeurIPS 2020,
     App. D) and, with `share_experience=False`, Independent Q-Learning.
 
-    With `direct_loop=True` (the default), each `training_step` runs
-    `min_sample_timesteps_per_iteration` env steps of `DirectLoop`: act
+    With `loop="in_process"` (the default), each `training_step` runs
+    `min_sample_timesteps_per_iteration` env steps of `InProcessLoop`: act
     epsilon-greedily, store each agent's transition in its buffer, one gradient step
     per agent on its batch and a soft target update, at every env step; the
-    figures are logged once per chunk. With `direct_loop=False`, DQN's loop does the
+    figures are logged once per chunk. With `loop="rllib"`, DQN's loop does the
     same through RLlib's env runners, episode buffer and `LearnerGroup.update`
     (SEQLTorchLearner), one env step per `training_step`.
     """
 
-    _direct_loop = None
+    _loop = None
 
     @classmethod
     def get_default_config(cls):
@@ -51,8 +52,8 @@ class SEQL(DQN):
         return SEQLConfig()
 
     def training_step(self) -> None:
-        if self.config.direct_loop:
-            self._direct_training_step()
+        if self.config.loop == "in_process":
+            self._in_process_training_step()
             return
         super().training_step()
         # The env runners' exploration epsilon, from the same schedule at the same
@@ -62,26 +63,26 @@ class SEQL(DQN):
         for mid in self.config.policies:
             self.metrics.log_value((LEARNER_RESULTS, mid, EPSILON_KEY), epsilon, window=1)
 
-    def _direct_training_step(self) -> None:
-        if self._direct_loop is None:
-            self._direct_loop = DirectLoop(self.config)
-        loop = self._direct_loop
+    def _in_process_training_step(self) -> None:
+        if self._loop is None:
+            self._loop = InProcessLoop(self.config)
+        loop = self._loop
         t = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
         n_steps = max(1, self.config.min_sample_timesteps_per_iteration or 0)
         out = loop.run(n_steps, t, local_learner(self.learner_group))
         self.metrics.aggregate([loop.metrics.reduce()], key=ENV_RUNNER_RESULTS)
-        self._log_direct_learner_figures(out, loop.batch_per_agent)
+        self._log_in_process_learner_figures(out, loop.batch_per_agent)
         # The env runner acts only in `evaluate()`; it gets the weights once per chunk.
         self.env_runner_group.sync_weights(
             from_worker_or_learner_group=self.learner_group, inference_only=True
         )
 
-    def _log_direct_learner_figures(self, out: dict, batch_per_agent: int) -> None:
+    def _log_in_process_learner_figures(self, out: dict, batch_per_agent: int) -> None:
         """What SEQLTorchLearner and DQN's learner log, per chunk: each figure is its
         mean over the chunk's updates (RLlib's loop reports the last update's)."""
         log = self.metrics.log_value
         updates = out["updates"]
-        for m, mid in enumerate(self._direct_loop.module_ids):
+        for m, mid in enumerate(self._loop.module_ids):
             log((LEARNER_RESULTS, mid, EPSILON_KEY), out["epsilon"], window=1)
             if not updates:
                 continue
@@ -113,33 +114,35 @@ class SEQL(DQN):
     def get_state(self, components=None, *, not_components=None, **kwargs):
         state = super().get_state(components, not_components=not_components, **kwargs)
         if (
-            self._direct_loop is not None
+            self._loop is not None
             and self.config.store_buffer_in_checkpoints
-            and checkpoint_component_wanted(self, COMPONENT_DIRECT_LOOP, components, not_components)
+            and checkpoint_component_wanted(
+                self, COMPONENT_IN_PROCESS_LOOP, components, not_components
+            )
         ):
-            state[COMPONENT_DIRECT_LOOP] = self._direct_loop.get_state()
+            state[COMPONENT_IN_PROCESS_LOOP] = self._loop.get_state()
         return state
 
     def set_state(self, state) -> None:
         super().set_state(state)
         # As RLlib's DQN (old API stack) with its replay buffer: the loop's state
         # is restored where the config stores it, and ignored otherwise.
-        loop_state = state.get(COMPONENT_DIRECT_LOOP)
+        loop_state = state.get(COMPONENT_IN_PROCESS_LOOP)
         if loop_state is None or not (
-            self.config.direct_loop and self.config.store_buffer_in_checkpoints
+            self.config.loop == "in_process" and self.config.store_buffer_in_checkpoints
         ):
             return
-        if self._direct_loop is None:
-            self._direct_loop = DirectLoop(self.config)
-        self._direct_loop.set_state(loop_state)
+        if self._loop is None:
+            self._loop = InProcessLoop(self.config)
+        self._loop.set_state(loop_state)
 
     def setup(self, config) -> None:
         super().setup(config)
         remove_logdir_if_left_empty(self)
 
     def cleanup(self) -> None:
-        if self._direct_loop is not None:
-            self._direct_loop.close()
+        if self._loop is not None:
+            self._loop.close()
         super().cleanup()
         if finalizer := getattr(self, "_logdir_cleanup", None):
             finalizer()

@@ -33,6 +33,11 @@ EPSILON_DECAY_STEPS = 2_400_000
 EPSILON_KNOTS = 16
 
 
+# Where SEQL's steps run: its own loop in the driver, or RLlib's DQN loop.
+LOOPS = ("in_process", "rllib")
+# The loop setting's old name: a checkpoint's config saved before the rename holds it.
+OLD_LOOP_KEY = "direct_loop"
+
 # Bytes of one agent's transition in its replay buffer besides its two
 # observations: action (int64), reward (float32), terminated (bool).
 TRANSITION_BYTES = 8 + 4 + 1
@@ -78,7 +83,7 @@ class SEQLConfig(DQNConfig):
         self.seql_lambda = 1.0
         self.share_experience = True
         self.mask_terminals = True
-        self.direct_loop = True
+        self.loop = "in_process"
         self.fused_update = "auto"
         self.lr = 1e-4
         self.gamma = 0.99
@@ -118,7 +123,7 @@ class SEQLConfig(DQNConfig):
         seql_lambda: float = NotProvided,
         share_experience: bool = NotProvided,
         mask_terminals: bool = NotProvided,
-        direct_loop: bool = NotProvided,
+        loop: str = NotProvided,
         fused_update: str = NotProvided,
         **kwargs,
     ) -> SEQLConfig:
@@ -132,13 +137,13 @@ class SEQLConfig(DQNConfig):
                 agent samples all M from its own buffer (IQL); lambda is then unused.
             mask_terminals: True: no bootstrap after a terminal state. False: the
                 authors' code, which bootstraps there too.
-            direct_loop: True: SEQL's own loop (`seql/direct_loop.py`): the same
-                algorithm, one env stepped in the driver, numpy replay buffers and
-                the learner's networks updated in place, ~20x faster. False:
+            loop: "in_process" (default): SEQL's own loop (`seql/in_process/`): the
+                same algorithm, one env stepped in the driver, numpy replay buffers
+                and the learner's networks updated in place, ~20x faster. "rllib":
                 RLlib's DQN `training_step` (env runners, episode replay buffer,
-                LearnerGroup.update at every env step).
-            fused_update: "auto" (default): the direct loop takes each gradient step
-                with the fused step (`seql/fused_step.py`: the same loss
+                LearnerGroup.update at every env step; a GPU learner).
+            fused_update: "auto" (default): the in-process loop takes each gradient step
+                with the fused step (`seql/in_process/fused_step.py`: the same loss
                 differentiated by hand, every agent at once) while the learner's loss
                 path and the modules are the stock ones and a self-check on a
                 synthetic batch matches autograd; otherwise, and with "off", the
@@ -149,7 +154,7 @@ class SEQLConfig(DQNConfig):
             seql_lambda=seql_lambda,
             share_experience=share_experience,
             mask_terminals=mask_terminals,
-            direct_loop=direct_loop,
+            loop=loop,
             fused_update=fused_update,
         ).items():
             if value is not NotProvided:
@@ -174,6 +179,8 @@ class SEQLConfig(DQNConfig):
         return SEQLTorchLearner
 
     def validate(self) -> None:
+        if OLD_LOOP_KEY in self.__dict__:  # a config state from before the rename
+            self.loop = "in_process" if self.__dict__.pop(OLD_LOOP_KEY) else "rllib"
         self._validate_seql_settings()
         self.replay_buffer_config = {
             **self.replay_buffer_config,
@@ -190,11 +197,13 @@ class SEQLConfig(DQNConfig):
         lam = self.seql_lambda
         if not is_number(lam) or lam < 0:
             fail(f"seql_lambda must be a number >= 0, got {lam!r}.")
+        if self.loop not in LOOPS:
+            fail(f"loop must be one of {LOOPS}, got {self.loop!r}.")
         if self.fused_update not in ("auto", "off"):
             fail(f"fused_update must be one of ('auto', 'off'), got {self.fused_update!r}.")
         check_bools(
             self,
-            ("share_experience", "mask_terminals", "direct_loop", "store_buffer_in_checkpoints"),
+            ("share_experience", "mask_terminals", "store_buffer_in_checkpoints"),
             fail,
         )
         check_lr(self, fail)
@@ -231,30 +240,31 @@ class SEQLConfig(DQNConfig):
                 fail(
                     f"{name} must be {allowed!r} (Eq. 6's plain DQN), got {getattr(self, name)!r}."
                 )
-        if self.direct_loop:
-            self._validate_direct_loop(fail)
+        if self.loop == "in_process":
+            self._validate_in_process_loop(fail)
         elif self.store_buffer_in_checkpoints:
             # RLlib 2.60's Algorithm.get_state stores no replay buffer on the new API
             # stack: DQN's loop would accept the setting and drop the buffer.
             fail(
-                "store_buffer_in_checkpoints must be False with direct_loop=False (RLlib's "
+                "store_buffer_in_checkpoints must be False with loop='rllib' (RLlib's "
                 "DQN loop does not checkpoint its replay buffer), got True; set "
-                "direct_loop=True to store the buffers in checkpoints."
+                "loop='in_process' to store the buffers in checkpoints."
             )
 
-    def _validate_direct_loop(self, fail) -> None:
-        """The direct loop steps one env and updates the learner in the driver."""
+    def _validate_in_process_loop(self, fail) -> None:
+        """The in-process loop steps one env and updates a CPU learner in the driver."""
         settings = dict(
             num_env_runners=0,
             num_envs_per_env_runner=1,
             num_learners=0,
+            num_gpus_per_learner=0,
         )
         for name, allowed in settings.items():
             if getattr(self, name) != allowed:
                 fail(
-                    f"{name} must be {allowed!r} with direct_loop=True (one env and the "
+                    f"{name} must be {allowed!r} with loop='in_process' (one env and a CPU "
                     f"learner in the driver), got {getattr(self, name)!r}; set "
-                    "direct_loop=False for RLlib's DQN loop."
+                    "loop='rllib' for RLlib's DQN loop."
                 )
 
     def _set_up_agents_from_env(self) -> None:

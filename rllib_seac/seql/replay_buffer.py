@@ -147,7 +147,7 @@ def _next_obs_is_next_row(obs: np.ndarray, next_obs: np.ndarray, n: int) -> np.n
 
 def agent_parts(batch: dict[str, np.ndarray]) -> list[dict[str, torch.Tensor]]:
     """`AgentReplayBuffers.sample`'s columns [N, n, ...] as N parts of torch tensors,
-    part k from D^k (what `direct_update.learner_update` reads)."""
+    part k from D^k (what `learner_step.learner_update` reads)."""
     return [
         {col: torch.from_numpy(x[k]) for col, x in batch.items()}
         for k in range(len(batch[Columns.REWARDS]))

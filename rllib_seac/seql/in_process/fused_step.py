@@ -34,7 +34,7 @@ from ray.rllib.core.columns import Columns
 
 from rllib_seac.numerics.flat_adam import FlatAdam
 from rllib_seac.numerics.stacked_mlp import layers_of, mlp_backward, mlp_forward, relu_mlp_linears
-from rllib_seac.seql.direct_update import AgentNetworks, UpdateSettings
+from rllib_seac.seql.in_process.learner_step import AgentNetworks, UpdateSettings
 
 OBS, ACTIONS, REWARDS = Columns.OBS, Columns.ACTIONS, Columns.REWARDS
 NEXT_OBS, TERMINATEDS = Columns.NEXT_OBS, Columns.TERMINATEDS
@@ -42,7 +42,7 @@ NEXT_OBS, TERMINATEDS = Columns.NEXT_OBS, Columns.TERMINATEDS
 
 class FusedStep:
     """One SEQL/IQL step of every agent (`networks[i]`, see
-    `direct_update.agent_networks`), in place on their parameters and optimizers."""
+    `learner_step.agent_networks`), in place on their parameters and optimizers."""
 
     def __init__(
         self, networks: list[AgentNetworks], names: list, settings: UpdateSettings, n_actions: int

@@ -7,7 +7,7 @@ metrics. This loop does the same algorithm with an in-process env (`EnvBatch`, a
 SEAC's collector), numpy replay buffers (`AgentReplayBuffers`), the learner's
 Q-networks and optimizers updated directly, and the metrics of a whole chunk of steps
 logged once. The update is the learner's own loss through autograd
-(`direct_update.learner_update`), or the fused step (`fused_step.py`: every agent at
+(`learner_step.learner_update`), or the fused step (`fused_step.py`: every agent at
 once, gradients written out) where it stands in for that: `fused_update="auto"`, a
 stock learner and ReLU MLP Q-networks (SEQLConfig's), once the first update has made
 Adam's state and a self-check on a synthetic batch has matched autograd's gradients.
@@ -39,8 +39,8 @@ from rllib_seac.columns import ACTIONS, NEXT_OBS, OBS, REWARDS, TERMINATEDS
 from rllib_seac.envs.env_batch import EnvBatch
 from rllib_seac.episode_metrics import log_episode
 from rllib_seac.fused_guard import gradients_differ, overridden
-from rllib_seac.seql.direct_update import UpdateSettings, agent_networks, learner_update
-from rllib_seac.seql.fused_step import FusedStep
+from rllib_seac.seql.in_process.fused_step import FusedStep
+from rllib_seac.seql.in_process.learner_step import UpdateSettings, agent_networks, learner_update
 from rllib_seac.seql.replay_buffer import AgentReplayBuffers, agent_parts, per_agent_items
 from rllib_seac.seql.torch_learner import SEQLTorchLearner
 from rllib_seac.torch_threads import set_torch_threads
@@ -81,7 +81,7 @@ class EpsilonSchedule:
         return float(np.interp(t, self._steps, self._values))
 
 
-class DirectLoop:
+class InProcessLoop:
     def __init__(self, config):
         self.config = config
         set_torch_threads(config.torch_num_threads)
