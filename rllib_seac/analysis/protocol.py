@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rllib_seac.analysis.labels import trial_algorithm
+from rllib_seac.analysis.plotting import flatten
 
 EVALUATIONS_FILE = "snapshot_evaluations.json"
 CAMPAIGN_SNAPSHOTS_FILE = "snapshots.json"
@@ -65,7 +66,7 @@ def evaluate_trial(
     same number of episodes and seed)."""
     trial_dir = Path(trial_dir)
     params = _params(trial_dir)
-    algorithm = trial_algorithm(_flatten(params), trial_dir.name)
+    algorithm = trial_algorithm(flatten(params), trial_dir.name)
     record = TrialSnapshots(trial_dir.name, algorithm, params.get("seed"))
     campaign = trial_dir / CAMPAIGN_SNAPSHOTS_FILE
     if campaign.is_file():
@@ -133,17 +134,6 @@ def table(trials: list[TrialSnapshots]) -> str:
 def _params(trial_dir: Path) -> dict:
     path = trial_dir / "params.json"
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _flatten(params: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    flat.update({k: v for k, v in params.items() if not isinstance(v, dict)})
-    return flat
 
 
 def _env_steps_of_checkpoints(trial_dir: Path) -> dict[str, int]:
