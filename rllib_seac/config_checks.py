@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping
 from functools import cache
 
+from ray.rllib.algorithms.algorithm_config import NotProvided
+
 # numpy's seeds (and so the envs' and RLlib's) are unsigned 32-bit integers.
 MAX_SEED = 2**32 - 1
 FLOAT_BYTES = 4
@@ -170,3 +172,24 @@ def keep_minus_ones(config, state: dict) -> dict:
         if key not in state and key not in deprecated and _is_minus_one(value):
             state[key] = value
     return state
+
+
+class CheckedConfig:
+    """What SEACConfig and SEQLConfig add alike to their RLlib config class (a mixin
+    before it): the env config checked where it is set, and settings of -1 kept
+    through `get_state` (see `keep_minus_ones`). `config_error` raises the config's
+    own error with a message."""
+
+    config_error = None
+
+    def environment(self, env=NotProvided, *, env_config=NotProvided, **kwargs):
+        if env_config is None:
+            env_config = {}
+        if env_config is not NotProvided:
+            check_env_config(env_config, type(self).config_error)
+        return super().environment(env, env_config=env_config, **kwargs)
+
+    def get_state(self) -> dict:
+        # RLlib drops settings equal to -1 here; Algorithm.__init__ validates the
+        # config rebuilt from this state.
+        return keep_minus_ones(self, super().get_state())

@@ -21,8 +21,8 @@ from rllib_seac.agent_modules import (  # noqa: F401
 )
 from rllib_seac.config_checks import (
     FLOAT_BYTES,
+    CheckedConfig,
     check_bools,
-    check_env_config,
     check_gamma,
     check_grad_clip,
     check_layer_sizes,
@@ -31,7 +31,6 @@ from rllib_seac.config_checks import (
     check_rllib_settings,
     is_int,
     is_number,
-    keep_minus_ones,
     mlp_parameters,
 )
 
@@ -64,7 +63,7 @@ def _fail(msg: str):
 ROW_BYTES = 8 + 4 + 4 + 1 + 1
 
 
-class SEACConfig(AlgorithmConfig):
+class SEACConfig(CheckedConfig, AlgorithmConfig):
     """Defaults are Table 2 of the paper (App. B).
 
     Example:
@@ -72,6 +71,8 @@ class SEACConfig(AlgorithmConfig):
         >>> algo = config.training(seac_lambda=1.0).build_algo()
         >>> algo.train()
     """
+
+    config_error = staticmethod(_fail)
 
     def __init__(self, algo_class=None):
         from rllib_seac.seac.algorithm import SEAC
@@ -191,18 +192,6 @@ class SEACConfig(AlgorithmConfig):
         if n_steps is not NotProvided:
             self.rollout_fragment_length = n_steps
         return self
-
-    def environment(self, env=NotProvided, *, env_config=NotProvided, **kwargs) -> SEACConfig:
-        if env_config is None:
-            env_config = {}
-        if env_config is not NotProvided:
-            check_env_config(env_config, _fail)
-        return super().environment(env, env_config=env_config, **kwargs)
-
-    def get_state(self) -> dict:
-        # RLlib drops settings equal to -1 here; Algorithm.__init__ validates the
-        # config rebuilt from this state.
-        return keep_minus_ones(self, super().get_state())
 
     def env_runners(
         self, *, num_env_processes_per_env_runner: int = NotProvided, **kwargs

@@ -9,8 +9,8 @@ from ray.rllib.algorithms.dqn import DQNConfig
 
 from rllib_seac.config_checks import (
     FLOAT_BYTES,
+    CheckedConfig,
     check_bools,
-    check_env_config,
     check_gamma,
     check_grad_clip,
     check_layer_sizes,
@@ -20,7 +20,6 @@ from rllib_seac.config_checks import (
     is_int,
     is_number,
     is_schedule_of,
-    keep_minus_ones,
     mlp_parameters,
 )
 from rllib_seac.seql.replay_buffer import BUFFER_TYPE
@@ -62,7 +61,7 @@ def exponential_epsilon(
     ]
 
 
-class SEQLConfig(DQNConfig):
+class SEQLConfig(CheckedConfig, DQNConfig):
     """Shared Experience Q-Learning; `share_experience=False` gives IQL.
 
     Defaults are the authors' public code (uoe-agents/seac, seql/): batch 128, lambda
@@ -75,6 +74,8 @@ class SEQLConfig(DQNConfig):
         >>> algo = config.training(seql_lambda=1.0).build_algo()
         >>> algo.train()
     """
+
+    config_error = staticmethod(_fail)
 
     def __init__(self, algo_class=None):
         from rllib_seac.seql.algorithm import SEQL
@@ -160,18 +161,6 @@ class SEQLConfig(DQNConfig):
             if value is not NotProvided:
                 setattr(self, name, value)
         return self
-
-    def environment(self, env=NotProvided, *, env_config=NotProvided, **kwargs) -> SEQLConfig:
-        if env_config is None:
-            env_config = {}
-        if env_config is not NotProvided:
-            check_env_config(env_config, _fail)
-        return super().environment(env, env_config=env_config, **kwargs)
-
-    def get_state(self) -> dict:
-        # RLlib drops settings equal to -1 here; Algorithm.__init__ validates the
-        # config rebuilt from this state.
-        return keep_minus_ones(self, super().get_state())
 
     def get_default_learner_class(self):
         from rllib_seac.seql.torch_learner import SEQLTorchLearner
