@@ -19,8 +19,8 @@ LBF = "Foraging-8x8-2p-2f-v3"
 RWARE = "rware-tiny-2ag-v2"
 # Seconds a background check waits for a run's first result.
 FIRST_RESULT_S = 120
-# A λ sweep of SEAC and RLlib's PPO (IPPO) on LBF with 10-step episodes, so that
-# episodes end within each short run.
+# A λ sweep of SEAC (evaluated after every iteration) and RLlib's PPO (IPPO) on LBF
+# with 10-step episodes, so that episodes end within each short run.
 SWEEP_AND_IPPO = f"""\
 sweep:
     run: SEAC
@@ -30,6 +30,8 @@ sweep:
         updates_per_iteration: 2
         env_config: {{max_episode_steps: 10}}
         seac_lambda: {{grid_search: [0.0, 1.0]}}
+        evaluation_interval: 1
+        evaluation_duration: 2
 ippo:
     run: PPO
     env: {LBF}
@@ -78,11 +80,24 @@ def test_sweep_progress_names_each_trial_and_its_lambda(sweep_and_ippo):
     assert f"{LBF}: episodes end after 10 steps (env_config max_episode_steps)" in sweep
     tables = [t for t in sweep.split("\ntrial ") if "status" in t]
     header, *rows = tables[-1].strip().splitlines()
-    assert header.split()[:2] == ["seac_lambda", "status"]
+    assert header.split() == [
+        *("seac_lambda", "status", "iter", "env", "steps", "steps/s", "return", "eval", "time")
+    ]
     assert [row.split()[:4] for row in rows] == [
         ["SEAC_00000", "0", "TERMINATED", "2"],
         ["SEAC_00001", "1", "TERMINATED", "2"],
     ]
+    # The evaluation's mean return, as the result reports it.
+    storage, _ = sweep_and_ippo
+    for row in rows:
+        trial = next((storage / "sweep").glob(f"SEAC_*_{row.split()[0][-5:]}_*"))
+        last = json.loads((trial / "result.json").read_text().splitlines()[-1])
+        evaluated = last["evaluation"]["env_runners"]
+        assert evaluated["num_episodes"] == 2 and evaluated["episode_len_mean"] == 10
+        assert row.split()[-2] == f"{evaluated['episode_return_mean']:.2f}"
+        # In TensorBoard too (Tune's TBX logger, under ray/tune/).
+        (events,) = trial.glob("events.out.tfevents.*")
+        assert b"ray/tune/evaluation/env_runners/episode_return_mean" in events.read_bytes()
     # Tune's line per result ("Trial ... reported ...") only with -v.
     assert "reported" not in out
 

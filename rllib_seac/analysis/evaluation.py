@@ -35,7 +35,7 @@ from rllib_seac.checkpoints import (
     read_pickle,
     saved_config,
 )
-from rllib_seac.envs import make_env
+from rllib_seac.envs import episodes, make_env
 from rllib_seac.seac.config import SEACConfig
 from rllib_seac.seeding import action_generator
 from rllib_seac.seql import SEQLConfig
@@ -257,21 +257,17 @@ def run_episode(
     on_frame: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """One episode to its end (or `max_steps`); each agent's return. `on_frame` is
-    called after the reset and after every step."""
-    obs, _ = env.reset(seed=seed)
-    returns = dict.fromkeys(policies.actors, 0.0)
-    steps = 0
-    if on_frame:
-        on_frame()
-    while True:
-        obs, rewards, terminateds, truncateds, _ = env.step(policies.act(obs, generator))
-        for aid in returns:
-            returns[aid] += rewards[aid]
-        steps += 1
-        if on_frame:
-            on_frame()
-        if terminateds["__all__"] or truncateds["__all__"] or steps == max_steps:
-            return returns
+    called after the reset and after every step. (SEAC's evaluation while training
+    runs the same episodes: rllib_seac.envs.episodes.)"""
+    returns, _ = episodes.run_episode(
+        env,
+        lambda obs: policies.act(obs, generator),
+        policies.actors,
+        seed=seed,
+        max_steps=max_steps,
+        on_frame=on_frame,
+    )
+    return returns
 
 
 def mean_std(values) -> str:

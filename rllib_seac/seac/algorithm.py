@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import ray
+import torch
 from ray.exceptions import RayTaskError
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -18,9 +19,13 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_seac._rllib_internals import local_learner, rllib_env_id_and_creator
+from rllib_seac.agent_modules import module_of_each_agent
 from rllib_seac.algorithm_support import check_same_agents, remove_logdir_if_left_empty
 from rllib_seac.columns import REWARDS
+from rllib_seac.envs import make_env
+from rllib_seac.envs.episodes import episode_metrics, run_episode
 from rllib_seac.seac.rl_module import flat_parameters
+from rllib_seac.seeding import SEEDS_PER_RUN, action_generator, derived_seed
 
 
 class SEAC(Algorithm):
@@ -33,6 +38,7 @@ class SEAC(Algorithm):
     """
 
     _rollouts_in_flight = False
+    _eval_env = None
 
     @classmethod
     def get_default_config(cls):
@@ -54,6 +60,8 @@ class SEAC(Algorithm):
         remove_logdir_if_left_empty(self)
 
     def cleanup(self) -> None:
+        if self._eval_env is not None:
+            self._eval_env.close()
         super().cleanup()
         if finalizer := getattr(self, "_logdir_cleanup", None):
             finalizer()
@@ -76,6 +84,49 @@ class SEAC(Algorithm):
             with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
                 self._sync_weights()
         self.metrics.aggregate(self._env_runner_metrics(), key=ENV_RUNNER_RESULTS)
+
+    def evaluate(self, parallel_train_future=None) -> dict:
+        """RLlib's evaluation while training (every `evaluation_interval` iterations):
+        `evaluation_duration` full episodes in this process, in the env of
+        `evaluation_config`, with the agents' stochastic policies as the paper
+        evaluates them (App. B). The figures go under result["evaluation"]["env_runners"].
+
+        The env stays open between evaluations: only its first reset is seeded (from
+        the config's seed), later ones continue its random stream, as `rllib evaluate`.
+        """
+        config = self.evaluation_config
+        if self._eval_env is None:
+            self._eval_env = make_env(config.env, dict(config.env_config))
+            # The last env seed of the run's block: no training env has it.
+            self._eval_seed = derived_seed(config.seed, SEEDS_PER_RUN - 1)
+            self._eval_actions = action_generator(self._eval_seed)
+        agents = list(config.agent_ids)
+        modules = module_of_each_agent(config.policy_mapping_fn, agents)
+        actors = {aid: self._current_module(mid).actor for aid, mid in zip(agents, modules)}
+
+        @torch.no_grad()
+        def act(obs: dict) -> dict:
+            actions = {}
+            for aid, actor in actors.items():
+                logits = actor(torch.as_tensor(obs[aid]).unsqueeze(0))
+                probs = torch.softmax(logits, dim=-1)
+                actions[aid] = int(torch.multinomial(probs, 1, generator=self._eval_actions))
+            return actions
+
+        returns, lengths = [], []
+        for _ in range(config.evaluation_duration):
+            episode_returns, length = run_episode(self._eval_env, act, agents, seed=self._eval_seed)
+            self._eval_seed = None
+            returns.append(episode_returns)
+            lengths.append(length)
+        return {ENV_RUNNER_RESULTS: episode_metrics(returns, lengths)}
+
+    def _current_module(self, module_id: str):
+        """The module with the latest weights: the learner's in this process, else
+        the env runners' (synced after every update)."""
+        if self.learner_group.is_local:
+            return local_learner(self.learner_group).module[module_id]
+        return self.get_module(module_id)
 
     def _update(self, batches: list[MultiAgentBatch], reduce_metrics: bool):
         try:

@@ -294,14 +294,32 @@ class SEACConfig(CheckedConfig, AlgorithmConfig):
                 "of their gradients is the whole batch's."
             )
         if self.evaluation_interval:
-            fail(
-                "RLlib's built-in evaluation (evaluation_interval) is not supported: "
-                "SEAC's env runners return n-step arrays, not episodes. Evaluate a "
-                "checkpoint instead."
-            )
+            self._check_evaluation(fail)
         if self.framework_str != "torch":
             fail(f"only framework='torch' is supported, got {self.framework_str!r}.")
         self.rollout_fragment_length = self.n_steps
+
+    def _check_evaluation(self, fail) -> None:
+        """SEAC evaluates in the algorithm's own process (`SEAC.evaluate`), a number
+        of whole episodes after the training iteration."""
+        duration = self.evaluation_duration
+        if not is_int(duration) or duration < 1:
+            fail(f"evaluation_duration must be an integer >= 1 (episodes), got {duration!r}.")
+        if self.evaluation_duration_unit != "episodes":
+            fail(
+                "evaluation_duration_unit must be 'episodes' (SEAC evaluates whole "
+                f"episodes), got {self.evaluation_duration_unit!r}."
+            )
+        if self.evaluation_parallel_to_training:
+            fail(
+                "evaluation_parallel_to_training is not supported: SEAC evaluates in its "
+                "own process after each evaluated iteration."
+            )
+        if self.evaluation_num_env_runners:
+            fail(
+                "evaluation_num_env_runners must be 0: SEAC evaluates in its own process, "
+                f"got {self.evaluation_num_env_runners}."
+            )
 
     def _set_up_agents_from_env(self):
         """The env's agent ids, from one instance of it; returns the agents' (shared)
