@@ -234,3 +234,21 @@ def test_interrupted_run_resumes_from_its_interrupt_checkpoint_with_a_new_stop(t
     assert after[-1]["training_iteration"] == target
     for r in after:  # the env-step counter restored with the weights
         assert r["num_env_steps_sampled_lifetime"] == r["training_iteration"] * 2 * 4 * 5
+
+
+def test_unknown_config_key_suggests_the_near_one(capsys):
+    args = ["train", "--algo", "SEAC", "--env", RWARE, "--config", '{"seac_lamda": 0.5}']
+    assert main([*args, "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"rllib: error: experiment 'seac-{RWARE}': unknown config key 'seac_lamda'. "
+        "Did you mean 'seac_lambda'?"
+    )
+
+
+def test_too_large_trial_without_learners_is_told_only_to_lower_env_runners(tmp_path, capsys):
+    # 3 env runners and the trial's own CPU: 4 CPUs, where the test session's Ray has 2.
+    args = ["train", "--algo", "SEAC", "--env", RWARE, "--num-env-runners", "3"]
+    assert main([*args, "--num-learners", "0", "--storage-path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("but Ray has 2 here: lower num_env_runners.")
+    assert "num_learners: 0" not in err

@@ -220,7 +220,7 @@ def kill_trial_after_its_first_checkpoint(run_dir: Path, killed: list, timeout_s
 
 
 @pytest.mark.slow
-def test_max_failures_restarts_a_killed_trial_from_its_checkpoint(tmp_path):
+def test_max_failures_restarts_a_killed_trial_from_its_checkpoint(tmp_path, capsys):
     # The trial runs for TRIAL_S seconds of its own time, not a number of iterations:
     # a fast machine could finish any fixed count before the kill lands.
     per_iteration = 20 * 20  # 20 updates of 4 envs x 5 steps
@@ -251,3 +251,8 @@ x:
     # ...with its env-step counter restored.
     for r in lines:
         assert r["num_env_steps_sampled_lifetime"] == r["training_iteration"] * per_iteration
+    # The summary says so, with the checkpoint it restarted from.
+    out = capsys.readouterr().out
+    (restart,) = [line.strip() for line in out.splitlines() if "restart 1 after" in line]
+    checkpoint = Path(restart.split(": from ", 1)[1])
+    assert checkpoint.parent.parent == run_dir and checkpoint.name.startswith("checkpoint_")
