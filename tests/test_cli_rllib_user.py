@@ -252,3 +252,16 @@ def test_too_large_trial_without_learners_is_told_only_to_lower_env_runners(tmp_
     err = capsys.readouterr().err.strip()
     assert err.endswith("but Ray has 2 here: lower num_env_runners.")
     assert "num_learners: 0" not in err
+
+
+def test_a_module_not_on_the_path_is_refused_with_where_python_looked(tmp_path, capsys):
+    # From a directory without the module, as when evaluating elsewhere.
+    args = ["train", "--algo", "SEAC", "--env", "spread", "--import", "myenvs", "--dry-run"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rllib: error: --import myenvs: No module named 'myenvs' (looked in")
+    assert "PYTHONPATH=" in err
+    from rllib_seac.envs import make_env
+
+    with pytest.raises(ValueError, match="cannot import myenvs.*PYTHONPATH="):
+        make_env("myenvs:make_spread")

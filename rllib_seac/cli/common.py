@@ -47,4 +47,16 @@ def import_user_modules(modules: list[str] | None) -> None:
         try:
             importlib.import_module(module)
         except ImportError as e:
-            raise UsageError(f"--import {module}: {e}") from None
+            raise UsageError(f"--import {module}: {e}{import_path_hint(e, module)}") from None
+
+
+def import_path_hint(error: ImportError, module: str) -> str:
+    """For a module that is not found at all: where Python looked, and how to add
+    the directory that holds it."""
+    missing = getattr(error, "name", None)
+    if not isinstance(error, ModuleNotFoundError) or missing != module.split(".")[0]:
+        return ""
+    return (
+        f" (looked in the current directory {os.getcwd()} and PYTHONPATH: run from the "
+        "directory that holds it, or set PYTHONPATH=/path/to/that/directory)"
+    )

@@ -99,7 +99,13 @@ def _creator_from_spec(spec: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ValueError(f"env {spec!r}: cannot import {module_name}: {e}") from None
+        hint = ""
+        if isinstance(e, ModuleNotFoundError) and e.name == module_name.split(".")[0]:
+            hint = (
+                " (is its directory on the import path? Run from the directory that "
+                "holds it, or set PYTHONPATH=/path/to/that/directory)"
+            )
+        raise ValueError(f"env {spec!r}: cannot import {module_name}: {e}{hint}") from None
     creator = getattr(module, name, None)
     if callable(creator):
         return creator
