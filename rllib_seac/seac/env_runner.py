@@ -141,7 +141,11 @@ class SEACEnvRunner(EnvRunner, Checkpointable):
         its latest weights with each rollout request.
         """
         if weights is not None:
-            load_flat_parameters(self.module, torch.from_numpy(weights))
+            # Read-only when it comes from Ray's object store: copied into the
+            # module's parameters, but torch warns on a read-only array, so a copy.
+            load_flat_parameters(
+                self.module, torch.from_numpy(np.require(weights, requirements="W"))
+            )
             self._on_new_weights()
         if isinstance(self._rollouts, RolloutWorkers):
             out, episodes = self._gather_from_workers()
