@@ -8,12 +8,19 @@ of 25 steps (App. A.2): 2 agents must load 2 foods, some only together; a solved
 episode returns 1 summed over agents. Prints a progress line per 20k env steps, writes
 progress.csv, learning_curve.png and each algorithm's checkpoint under --out, and ends
 with one line saying at how many env steps each first reached a return of 0.5.
+
+Each algorithm's results are also written as a Tune trial's (trials/SEAC/ and
+trials/IAC/: params.json, result.json and TensorBoard events), so that
+`rllib plot results/train_lbf --out fig.png` and `tensorboard --logdir results/train_lbf`
+read them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import math
 import shutil
 import tempfile
 import time
@@ -42,29 +49,79 @@ def config_for(seac_lambda: float, seed: int) -> SEACConfig:
     )
 
 
-class Trainer:
-    """One algorithm in its own process (a Ray actor with one CPU)."""
+def numbers(result: dict) -> dict:
+    """The numbers of a result (nested as it is), without its config."""
+    out = {}
+    for key, value in result.items():
+        if isinstance(value, dict) and key != "config":
+            if inner := numbers(value):
+                out[key] = inner
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value
+        elif hasattr(value, "item") and getattr(value, "size", None) == 1:  # numpy
+            out[key] = value.item()
+    return out
 
-    def __init__(self, config: SEACConfig):
+
+def flat(tree: dict, prefix: str = "") -> dict:
+    items = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            items.update(flat(value, f"{prefix}{key}/"))
+        else:
+            items[f"{prefix}{key}"] = value
+    return items
+
+
+class Trainer:
+    """One algorithm in its own process (a Ray actor with one CPU), writing its results
+    as a Tune trial does: params.json, result.json (a line per iteration) and
+    TensorBoard events (under ray/tune/, as `rllib train` writes them)."""
+
+    def __init__(self, config: SEACConfig, trial_dir: str, params: dict):
+        from tensorboardX import SummaryWriter
+
         from rllib_seac._rllib_internals import set_algorithm_log_dir_parent
 
         # RLlib would leave an empty dated directory in ~/ray_results.
         self.log_dir = tempfile.mkdtemp(prefix="rllib_seac_")
         set_algorithm_log_dir_parent(self.log_dir)
         self.algo = config.build_algo()
+        trial = Path(trial_dir)
+        trial.mkdir(parents=True, exist_ok=True)
+        (trial / "params.json").write_text(json.dumps(params, indent=1) + "\n")
+        self.results = (trial / "result.json").open("w")
+        self.events = SummaryWriter(str(trial))
 
     def train(self) -> tuple[int, float]:
         """One iteration: (env steps so far, mean return of the episodes that ended in it)."""
-        runners = self.algo.train()["env_runners"]
-        return runners["num_env_steps_sampled_lifetime"], runners.get(
-            "episode_return_mean", float("nan")
-        )
+        result = numbers(self.algo.train())
+        self.results.write(json.dumps(result) + "\n")
+        self.results.flush()
+        steps = result["num_env_steps_sampled_lifetime"]
+        for key, value in flat(result).items():
+            if math.isfinite(value):
+                self.events.add_scalar(f"ray/tune/{key}", value, global_step=steps)
+        runners = result["env_runners"]
+        return steps, runners.get("episode_return_mean", float("nan"))
 
     def save_and_stop(self, path: str) -> str:
         checkpoint = self.algo.save_to_path(path)
         self.algo.stop()
+        self.results.close()
+        self.events.close()
         shutil.rmtree(self.log_dir, ignore_errors=True)
         return checkpoint
+
+
+def params_of(name: str, seed: int) -> dict:
+    """What `rllib plot` labels a trial by (SEAC, IAC) and checks across seeds."""
+    return {
+        "env": ENV,
+        "env_config": {"max_episode_steps": EPISODE_LIMIT},
+        "seac_lambda": VARIANTS[name],
+        "seed": seed,
+    }
 
 
 def first_crossing(rows: list[dict], name: str) -> int | None:
@@ -129,7 +186,10 @@ def main() -> None:
     start = time.perf_counter()
     init_local_ray(num_cpus=len(VARIANTS))
     actor = ray.remote(num_cpus=1)(Trainer)
-    trainers = {name: actor.remote(config) for name, config in configs.items()}
+    trainers = {
+        name: actor.remote(config, str(out / "trials" / name), params_of(name, args.seed))
+        for name, config in configs.items()
+    }
     rows, iteration, steps = [], 0, 0
     while steps < args.env_steps:
         iteration += 1
@@ -161,6 +221,7 @@ def main() -> None:
         writer.writerows(rows)
     plot(rows, out / "learning_curve.png", args.seed)
     print(f"results: {out}/progress.csv, {out}/learning_curve.png, checkpoints {checkpoints}")
+    print(f"trials (rllib plot, tensorboard --logdir): {out}/trials")
     print(f"wall time {time.perf_counter() - start:.0f} s")
     print(f"Verdict: {verdict(rows, args.env_steps)}.")
 

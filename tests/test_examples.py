@@ -53,6 +53,16 @@ def test_train_lbf_prints_progress_a_figure_and_a_verdict(tmp_path):
         assert image.size == (600, 400)
     assert (out / "seac" / "rllib_checkpoint.json").is_file()
     assert (out / "iac" / "rllib_checkpoint.json").is_file()
+    # Each algorithm as a Tune trial: TensorBoard events, and `rllib plot` reads them.
+    for name in ("SEAC", "IAC"):
+        (events,) = (out / "trials" / name).glob("events.out.tfevents.*")
+        assert b"ray/tune/env_runners/episode_return_mean" in events.read_bytes()
+    from rllib_seac.analysis.plotting import group_trials, load_trials
+
+    assert sorted(group_trials(load_trials([out]))) == ["IAC", "SEAC"]
+    from rllib_seac.cli import main
+
+    assert main(["plot", str(out), "--out", str(tmp_path / "plot.png")]) == 0
     output = proc.stdout + proc.stderr
     assert not [noise for noise in RAY_NOISE if noise in output], output[-3000:]
     # Nothing of Ray's in the home: no ~/ray_results/<date>, no ~/.ray/auth_token.
