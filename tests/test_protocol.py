@@ -90,3 +90,21 @@ def test_a_campaign_record_is_read_from_its_snapshots(tmp_path):
     assert [(t.seed, t.best, t.last) for t in trials] == [(0, 3.0, 2.0), (1, 5.0, 1.0)]
     row = protocol.table(trials).splitlines()[2]
     assert row == "| SEAC | 2 | 4-5 | 4.00 ± 1.00 | 1.50 ± 0.50 |"
+
+
+def test_rllib_evaluate_best_of_snapshots_prints_table_1s_figures(run_dir, capsys):
+    from rllib_seac.cli import main
+
+    assert main(["evaluate", str(run_dir), "--best-of-snapshots", "--episodes", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    trials = [protocol.evaluate_trial(t, episodes=4) for t in protocol.find_trials(run_dir)]
+    assert out[-4:] == protocol.table(trials).splitlines()
+    assert sum("2 snapshots, best" in line for line in out) == 2
+
+
+def test_a_directory_without_snapshots_is_refused_in_one_line(tmp_path, capsys):
+    from rllib_seac.cli import main
+
+    assert main(["evaluate", str(tmp_path), "--best-of-snapshots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no trial with snapshots" in err[0]

@@ -14,6 +14,8 @@ def evaluate(args) -> int:
     check_at_least(args.episodes, 1, "--episodes")
     check_at_least(args.seed, 0, "--seed")
     import_user_modules(args.imports)
+    if args.best_of_snapshots:
+        return best_of_snapshots(args)
     from rllib_seac.analysis.evaluation import evaluate as run_evaluation
     from rllib_seac.checkpoints import CheckpointError
 
@@ -24,6 +26,38 @@ def evaluate(args) -> int:
     except CheckpointError as e:
         raise UsageError(str(e)) from None
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
+    return 0
+
+
+def best_of_snapshots(args) -> int:
+    """The paper's protocol over a run's kept snapshots (`analysis.protocol`)."""
+    from rllib_seac.analysis import protocol
+    from rllib_seac.checkpoints import CheckpointError
+
+    trials = protocol.find_trials(args.checkpoint)
+    if not trials:
+        raise UsageError(
+            f"{args.checkpoint} holds no trial with snapshots (checkpoint_* directories, or "
+            "a campaign record's snapshots.json): keep them with checkpoint_config "
+            "(tuned_configs/paper/ keeps one every 1M env steps)."
+        )
+    seed = 0 if args.seed is None else args.seed
+    records = []
+    for trial in trials:
+        try:
+            record = protocol.evaluate_trial(
+                trial, args.episodes, seed, args.trust_checkpoint, args.imports or ()
+            )
+        except CheckpointError as e:
+            raise UsageError(str(e)) from None
+        records.append(record)
+        if not args.json:
+            best = f"best {record.best:.2f}" if record.evaluations else "no snapshot"
+            print(f"{trial}: {record.algorithm}, {len(record.evaluations)} snapshots, {best}")
+    if args.json:
+        print(json.dumps([vars(r) for r in records], indent=2))
+    else:
+        print(protocol.table(records))
     return 0
 
 

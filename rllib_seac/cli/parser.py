@@ -3,6 +3,7 @@
 rllib train file FILE.yaml [run options]   (or: rllib train -f FILE.yaml)
 rllib train --algo SEAC --env ENV [--config JSON] [--stop JSON] [run options]
 rllib evaluate CHECKPOINT [--episodes 100] [--seed S] [--json] [--import MODULE]
+rllib evaluate RUN_DIR --best-of-snapshots [--episodes 100]   (the paper's Table 1 protocol)
 rllib render CHECKPOINT --out run.gif [--episodes 1] [--max-steps N] [--fps 10] [--seed S]
 rllib plot RUN_DIR... --out fig.png [--kind returns|is-weights|agents|lambda] [--label-by KEY]
 rllib import-authors DIR --env rware-small-4ag-v2 --out CKPT
@@ -257,6 +258,15 @@ def _add_evaluate(commands) -> None:
     )
     evaluate.add_argument("--episodes", type=int, default=100, help="Episodes to run (100).")
     evaluate.add_argument("--json", action="store_true", help="Print the results as JSON.")
+    evaluate.add_argument(
+        "--best-of-snapshots",
+        action="store_true",
+        help="CHECKPOINT is a run directory: evaluate every kept snapshot (checkpoint_*) of "
+        "every trial (a campaign record's evaluated snapshots are read), take the best "
+        "per seed and report mean ± std over seeds, as the paper's Table 1 does, beside "
+        "the mean of each seed's last three snapshots. Evaluations are kept in each "
+        "trial's snapshot_evaluations.json (seed: --seed, default 0).",
+    )
     evaluate.set_defaults(handler=("rllib_seac.cli.evaluate", "evaluate"))
 
 
