@@ -302,6 +302,11 @@ def report_task(task_dir: Path) -> str:
             ]
             head = [f"{variant}, mean ± std", "", ""]
             lines.append("| " + " | ".join(head + means) + " |")
+    snapshots = [t for t in sorted(task_dir.iterdir()) if (t / "snapshots.json").is_file()]
+    if snapshots:  # the paper's protocol over the snapshots evaluated during the legs
+        from rllib_seac.analysis import protocol
+
+        lines += ["", protocol.table([protocol.evaluate_trial(t) for t in snapshots])]
     figure = task_dir / "returns.png"
     plot = [sys.executable, "-m", "rllib_seac.cli", "plot", str(task_dir), "--out", str(figure)]
     subprocess.run(plot, check=True)

@@ -154,6 +154,7 @@ def test_campaign_runs_a_leg_with_evaluated_snapshots_and_reports(tmp_path):
     proc = subprocess.run(report, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| IAC-seed0 | 4,000 |" in proc.stdout
+    assert "| IAC | 1 | 2 | " in proc.stdout  # the protocol's row over the two snapshots
 
 
 @pytest.mark.slow
