@@ -265,3 +265,20 @@ def test_a_module_not_on_the_path_is_refused_with_where_python_looked(tmp_path, 
 
     with pytest.raises(ValueError, match="cannot import myenvs.*PYTHONPATH="):
         make_env("myenvs:make_spread")
+
+
+def test_progress_table_keeps_each_trials_latest_evaluation():
+    from ray.tune.experiment import Trial
+
+    from rllib_seac.cli.progress import progress_table
+
+    trials = [
+        Trial("SEAC", stub=True, trial_id=f"ab12c_0000{i}", evaluated_params={"seed": i})
+        for i in range(2)
+    ]
+    for t in trials:  # an iteration after the evaluation: no evaluation in this result
+        t.update_last_result({"training_iteration": 3, "num_env_steps_sampled_lifetime": 600})
+    header, first, second = progress_table(trials, {trials[0].trial_id: 0.5}).splitlines()
+    assert header.split()[:2] == ["trial", "seed"] and "eval" in header.split()
+    assert first.split()[:2] == ["SEAC_00000", "0"] and first.split()[-2] == "0.50"
+    assert second.split()[:2] == ["SEAC_00001", "1"] and second.split()[-2] == "-"

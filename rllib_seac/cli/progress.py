@@ -54,16 +54,18 @@ def varied_settings(trials) -> list[str]:
     return [key for key, values in keys.items() if len(values) > 1]
 
 
-def progress_table(trials) -> str:
+def progress_table(trials, evaluations: dict | None = None) -> str:
     """One row per trial: its short name, the settings that vary across trials, its
-    status, iteration, env steps, env steps/s, mean return (and evaluation return,
-    once any trial has one), wall time."""
+    status, iteration, env steps, env steps/s, mean return, the mean return of its
+    latest evaluation (`evaluations`: trial id -> return; the column once any trial
+    has one), wall time."""
+    evaluations = evaluations or {}
     varied = varied_settings(trials)
     widths = {
         key: max(len(key.rsplit("/", 1)[-1]), *(len(_value_text(v)) for v in _values(trials, key)))
         for key in varied
     }
-    evaluated = any(flat_get(t.last_result or {}, EVAL_RETURN) is not None for t in trials)
+    evaluated = any(t.trial_id in evaluations for t in trials)
     header = f"{'trial':<{NAME_WIDTH}} "
     header += "".join(f"{key.rsplit('/', 1)[-1]:>{widths[key]}} " for key in varied)
     header += f"{'status':<10} {'iter':>6} {'env steps':>11} {'steps/s':>8} {'return':>9} "
@@ -76,7 +78,8 @@ def progress_table(trials) -> str:
             f"{_value_text(params[key]) if key in params else '-':>{widths[key]}} "
             for key in varied
         )
-        lines.append(progress_line(trial_name(t), t.status, t.last_result or {}, cells, evaluated))
+        evaluation = evaluations.get(t.trial_id) if evaluated else False
+        lines.append(progress_line(trial_name(t), t.status, t.last_result or {}, cells, evaluation))
     return "\n".join(lines)
 
 
@@ -89,8 +92,9 @@ def _number(value) -> str:
 
 
 def progress_line(
-    name: str, status: str, result: dict, settings: str = "", evaluated: bool = False
+    name: str, status: str, result: dict, settings: str = "", evaluation=False
 ) -> str:
+    """`evaluation`: False for no eval column, else its value (None: not yet)."""
     steps = result.get(STEPS) or 0
     elapsed = result.get("time_total_s") or 0.0
     line = (
@@ -99,8 +103,8 @@ def progress_line(
         f"{steps:>11,.0f} {steps / elapsed if elapsed else 0:>8,.0f} "
         f"{_number(flat_get(result, RETURN)):>9} "
     )
-    if evaluated:
-        line += f"{_number(flat_get(result, EVAL_RETURN)):>9} "
+    if evaluation is not False:
+        line += f"{_number(evaluation):>9} "
     return line + f"{wall_time(elapsed):>8}"
 
 
@@ -110,14 +114,17 @@ class ReturnReporter(ProgressReporter):
 
     Prints a table every REPORT_INTERVAL_S seconds (with `every_result`: on each new
     result) and once at the end; `header` (e.g. the env's episode limit) above the
-    first table.
+    first table; `evaluations`: trial id -> the mean return of its latest evaluation.
     """
 
-    def __init__(self, every_result: bool = False, header: str = ""):
+    def __init__(self, every_result: bool = False, header: str = "", evaluations=None):
         self._every_result = every_result
         self._header = header
         self._last_time = 0.0
         self._last_seen: dict = {}
+        # Trial id -> its latest evaluation's mean return (RunControl fills it in at
+        # every result; a table sees only each trial's last one).
+        self._evaluations: dict = {} if evaluations is None else evaluations
 
     def should_report(self, trials, done: bool = False) -> bool:
         seen = {
@@ -135,7 +142,11 @@ class ReturnReporter(ProgressReporter):
         if self._header:
             print(self._header, flush=True)
             self._header = ""
-        print(progress_table(trials), flush=True)
+        for t in trials:
+            value = flat_get(t.last_result or {}, EVAL_RETURN)
+            if value is not None:
+                self._evaluations[t.trial_id] = value
+        print(progress_table(trials, self._evaluations), flush=True)
 
 
 def print_summary(name: str, results, evaluable: bool, control=None) -> None:

@@ -31,8 +31,10 @@ class RunControl(Callback):
     checkpoint, for the end summary.
     """
 
-    def __init__(self, stop: dict | None = None):
+    def __init__(self, stop: dict | None = None, evaluations: dict | None = None):
         self.stop = stop
+        # Trial id -> the mean return of its latest evaluation, for the progress table.
+        self.evaluations = {} if evaluations is None else evaluations
         self.interrupted = False
         self.restarts: dict[str, list[tuple[str, str | None]]] = {}  # id -> (error, ckpt)
         self.resumed_from: dict[str, str] = {}
@@ -86,6 +88,9 @@ class RunControl(Callback):
             self._end_run()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        evaluated = (result.get("evaluation") or {}).get("env_runners") or {}
+        if "episode_return_mean" in evaluated:
+            self.evaluations[trial.trial_id] = evaluated["episode_return_mean"]
         if self.interrupted and self._waiting and trial.trial_id in self._waiting:
             result[SHOULD_CHECKPOINT] = True
 

@@ -365,7 +365,9 @@ def _run(exp: Experiment, args, callbacks: list) -> int:
         stop=exp.stop,
         checkpoint_config=_checkpoint_config(exp),
         progress_reporter=ReturnReporter(
-            every_result=args.verbose >= 2, header=_episode_limit_note(exp)
+            every_result=args.verbose >= 2,
+            header=_episode_limit_note(exp),
+            evaluations=control.evaluations,
         ),
         callbacks=[*callbacks, control],
         # Tune's verbosity: 1 the table, 2 also a line per result, 3 each full result.
