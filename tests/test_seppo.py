@@ -30,6 +30,7 @@ from rllib_seac.seppo.connector import (
     SharedExperienceAdvantages,
 )
 from rllib_seac.seppo.minibatches import AlignedMiniBatchIterator
+from tests.envs_for_tests import SpacesEnv
 
 RWARE = "rware-tiny-2ag-v2"
 OBS_DIM, N_ACTIONS, ROWS = 3, 4, 6
@@ -362,6 +363,16 @@ def test_validate_gives_each_agent_a_module_and_refuses_bad_settings():
     shared = SEPPOConfig().environment(RWARE).multi_agent(**default_grouping(agents(2), True))
     with pytest.raises(SEPPOConfigError, match="every agent needs its own module"):
         shared.validate()
+    # -1 too through build_algo(), which validates the config rebuilt from get_state().
+    minus_one = SEPPOConfig().environment(RWARE).env_runners(num_env_runners=0)
+    with pytest.raises(SEPPOConfigError, match="seppo_lambda must be a number >= 0, got -1"):
+        minus_one.training(seppo_lambda=-1).build_algo()
+    lstm = SEPPOConfig().environment(RWARE).rl_module(model_config={"use_lstm": True})
+    with pytest.raises(SEPPOConfigError, match="recurrent modules"):
+        lstm.validate()
+    spaces = SEPPOConfig().environment(SpacesEnv, env_config={"carrier_obs": 5})
+    with pytest.raises(SEPPOConfigError, match="SE-PPO needs identical observation spaces"):
+        spaces.validate()
 
 
 @pytest.mark.slow

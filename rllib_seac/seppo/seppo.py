@@ -15,6 +15,7 @@ from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 
 from rllib_seac.agent_modules import agents_of_each_module, complete_grouping
+from rllib_seac.config_checks import CheckedConfig
 
 
 class SEPPOConfigError(ValueError):
@@ -25,7 +26,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-class SEPPOConfig(PPOConfig):
+class SEPPOConfig(CheckedConfig, PPOConfig):
     """RLlib's PPOConfig, plus:
 
     - `seppo_lambda` (default 1.0): the weight of the other agents' data in each
@@ -42,6 +43,8 @@ class SEPPOConfig(PPOConfig):
         >>> algo = config.build_algo()
         >>> algo.train()
     """
+
+    config_error = SEPPOConfigError
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or SEPPO)
