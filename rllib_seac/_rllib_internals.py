@@ -7,23 +7,26 @@ checks each one so that an RLlib upgrade that changes it fails loudly, naming it
 
 from __future__ import annotations
 
-# The keys RLlib 2.60 passes to `ray.util.log_once` for two notices that do not
-# apply to SEAC: "you are on the new API stack, set api_stack(...) for the old one"
-# (SEAC has no old-stack version), and the deprecation of RLModuleConfig, which
-# RLModule.__init__ itself constructs for every module (nothing a user can change).
-NOTICES_NOT_FOR_SEAC = (
-    "SEAC_on_new_api_stack",
-    "RLModule(config=[RLModuleConfig object])",
+# The keys RLlib 2.60 passes to `ray.util.log_once` for notices that do not apply to
+# this package's algorithms: "you are on the new API stack, set api_stack(...) for
+# the old one" (SEAC, SEQL and SE-PPO have no old-stack version), and the deprecation
+# of RLModuleConfig, which RLModule.__init__ itself constructs for every module
+# (nothing a user can change).
+OUR_ALGORITHMS = ("SEAC", "SEQL", "SEPPO")
+RLMODULE_CONFIG_NOTICE = "RLModule(config=[RLModuleConfig object])"
+NOTICES_NOT_FOR_OUR_ALGORITHMS = (
+    *(f"{name}_on_new_api_stack" for name in OUR_ALGORITHMS),
+    RLMODULE_CONFIG_NOTICE,
 )
 
 
-def mark_notices_not_for_seac_shown() -> None:
-    """Marks RLlib's once-per-process notices that do not apply to SEAC as already
-    shown, so they never print. Call at import in every process that validates a
-    SEACConfig or builds an RLModule (config.py and rl_module.py do)."""
+def mark_notices_not_for_our_algorithms_shown() -> None:
+    """Marks RLlib's once-per-process notices that do not apply to this package's
+    algorithms as already shown, so they never print. Call at import in every module
+    that validates one of their configs or builds an RLModule."""
     from ray.util import log_once
 
-    for key in NOTICES_NOT_FOR_SEAC:
+    for key in NOTICES_NOT_FOR_OUR_ALGORITHMS:
         log_once(key)
 
 

@@ -21,7 +21,9 @@ from ray.tune.registry import register_env
 
 from rllib_seac import SEACConfig, _rllib_internals
 from rllib_seac._rllib_internals import (
-    NOTICES_NOT_FOR_SEAC,
+    NOTICES_NOT_FOR_OUR_ALGORITHMS,
+    OUR_ALGORITHMS,
+    RLMODULE_CONFIG_NOTICE,
     config_attribute,
     registered_env_creator,
     set_algorithm_log_dir_parent,
@@ -43,11 +45,13 @@ def run_python(code: str, **env) -> subprocess.CompletedProcess:
 
 
 def test_rllib_still_uses_the_log_once_keys_of_the_notices():
-    api_stack_key, module_config_key = NOTICES_NOT_FOR_SEAC
     source = inspect.getsource(AlgorithmConfig._validate_new_api_stack_settings)
     assert '_on_new_api_stack"' in source, "AlgorithmConfig's new-API-stack notice changed"
-    assert api_stack_key == "SEAC_on_new_api_stack"
-    assert f'old="{module_config_key}"' in inspect.getsource(rl_module), (
+    assert set(NOTICES_NOT_FOR_OUR_ALGORITHMS) == {
+        *(f"{name}_on_new_api_stack" for name in OUR_ALGORITHMS),
+        RLMODULE_CONFIG_NOTICE,
+    }
+    assert f'old="{RLMODULE_CONFIG_NOTICE}"' in inspect.getsource(rl_module), (
         "RLlib's RLModuleConfig deprecation key changed"
     )
 

@@ -8,7 +8,7 @@ import warnings
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_seac._rllib_internals import mark_notices_not_for_seac_shown
+from rllib_seac._rllib_internals import mark_notices_not_for_our_algorithms_shown
 
 # Re-exported: checkpoints saved before agent_modules.py pickled the mapping
 # functions as rllib_seac.seac.config.agent_is_module / all_agents_share.
@@ -34,7 +34,7 @@ from rllib_seac.config_checks import (
     mlp_parameters,
 )
 
-mark_notices_not_for_seac_shown()
+mark_notices_not_for_our_algorithms_shown()
 
 SEAC_TARGETS = ("paper", "authors")
 # Whether the learner may take its gradient steps with the fused step (`training`).

@@ -11,9 +11,9 @@ from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
-from rllib_seac._rllib_internals import mark_notices_not_for_seac_shown
+from rllib_seac._rllib_internals import mark_notices_not_for_our_algorithms_shown
 
-mark_notices_not_for_seac_shown()
+mark_notices_not_for_our_algorithms_shown()
 
 DEFAULT_HIDDEN_SIZES = (64, 64)
 

@@ -14,8 +14,11 @@ import math
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 
+from rllib_seac._rllib_internals import mark_notices_not_for_our_algorithms_shown
 from rllib_seac.agent_modules import agents_of_each_module, complete_grouping
 from rllib_seac.config_checks import CheckedConfig
+
+mark_notices_not_for_our_algorithms_shown()
 
 
 class SEPPOConfigError(ValueError):

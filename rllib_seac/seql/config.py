@@ -7,6 +7,7 @@ import math
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.dqn import DQNConfig
 
+from rllib_seac._rllib_internals import mark_notices_not_for_our_algorithms_shown
 from rllib_seac.config_checks import (
     FLOAT_BYTES,
     CheckedConfig,
@@ -23,6 +24,8 @@ from rllib_seac.config_checks import (
     mlp_parameters,
 )
 from rllib_seac.seql.replay_buffer import BUFFER_TYPE
+
+mark_notices_not_for_our_algorithms_shown()
 
 # The authors' code: epsilon decays from 1.0 by a constant factor per step to 0.01
 # over num_episodes x 20 steps (120,000 x 20 = 2.4M on LBF with its 25-step episodes).
