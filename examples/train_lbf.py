@@ -32,6 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rllib_seac import SEACConfig, SEACConfigError  # noqa: E402
+from rllib_seac.analysis.plotting import flatten  # noqa: E402
 
 ENV = "Foraging-8x8-2p-2f-v3"
 EPISODE_LIMIT = 25  # the paper's, App. A.2 (lbforaging's default is 50)
@@ -63,16 +64,6 @@ def numbers(result: dict) -> dict:
     return out
 
 
-def flat(tree: dict, prefix: str = "") -> dict:
-    items = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            items.update(flat(value, f"{prefix}{key}/"))
-        else:
-            items[f"{prefix}{key}"] = value
-    return items
-
-
 class Trainer:
     """One algorithm in its own process (a Ray actor with one CPU), writing its results
     as a Tune trial does: params.json, result.json (a line per iteration) and
@@ -99,7 +90,7 @@ class Trainer:
         self.results.write(json.dumps(result) + "\n")
         self.results.flush()
         steps = result["num_env_steps_sampled_lifetime"]
-        for key, value in flat(result).items():
+        for key, value in flatten(result).items():
             if math.isfinite(value):
                 self.events.add_scalar(f"ray/tune/{key}", value, global_step=steps)
         runners = result["env_runners"]
