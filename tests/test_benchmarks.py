@@ -160,7 +160,13 @@ def test_campaign_runs_a_leg_with_evaluated_snapshots_and_reports(tmp_path):
 @pytest.mark.slow
 def test_seql_throughput_reports_seql_and_iql(tmp_path):
     figures = run_json(
-        tmp_path, "seql_throughput.py", "--envs", "Foraging-8x8-2p-2f-v3", "--seconds", "1"
+        tmp_path,
+        "seql_throughput.py",
+        "--envs",
+        "Foraging-8x8-2p-2f-v3",
+        "--seconds",
+        "1",
+        "--no-rllib-loop",
     )
     assert figures["env"] == "Foraging-8x8-2p-2f-v3"
     for name in ("seac", "seql", "iql"):

@@ -141,12 +141,6 @@ def test_defaults_are_table_2_and_agents_come_from_the_env():
     assert set(shared.policies) == {"shared"}
 
 
-def test_builtin_evaluation_is_refused_with_a_pointer():
-    config = SEACConfig().environment(RWARE).evaluation(evaluation_interval=1)
-    with pytest.raises(SEACConfigError, match="built-in evaluation"):
-        config.validate()
-
-
 def test_env_processes_are_checked_against_the_envs_per_runner():
     config = SEACConfig().environment(RWARE).env_runners(num_env_processes_per_env_runner=5)
     with pytest.raises(SEACConfigError, match="must be an integer from 0 to"):

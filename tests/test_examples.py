@@ -89,7 +89,7 @@ def test_a_bad_setting_stops_the_example_before_ray_starts(tmp_path):
     proc = run_example(tmp_path, "train_rware.py", "--seed", -1, "--out", tmp_path / "run")
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith(
-        "error: Bad SEAC config: seed must be an integer >= 0 (or None), got -1."
+        "error: Bad SEAC config: seed must be an integer from 0 to 2**32-1 (or None), got -1."
     )
     assert not (tmp_path / ".ray").exists()
 
