@@ -40,6 +40,8 @@ class RolloutCollector:
         self.envs, self.module, self.n_steps = envs, module, n_steps
         self._module_of_agent = module_of_agent
         self._actors = None
+        # (the modules, their actors' Linear layers or [] for their own forward)
+        self._actor_linears: tuple[list, list] = ([], [])
         # Its own random stream for the actions, so that a seeded rollout does not
         # depend on which process collects it.
         self._rng = np.random.default_rng(seed)
@@ -59,7 +61,13 @@ class RolloutCollector:
         per row from the collector's own generator.
         """
         if self._actors is None:  # re-stacked after each weight update
-            self._actors = _actor_layers([self.module[m] for m in self._module_of_agent])
+            modules = [self.module[m] for m in self._module_of_agent]
+            seen, linears = self._actor_linears
+            if len(seen) != len(modules) or any(a is not b for a, b in zip(seen, modules)):
+                # Which layers run in numpy: looked up once per set of modules.
+                linears = _actor_linears(modules)
+                self._actor_linears = (modules, linears)
+            self._actors = numpy_layers(linears) if linears else []
         if self._actors:
             x = numpy_mlp_forward(self._actors, obs)  # [N, E, A]
         else:  # the modules' own forward, where it is not the stock actor MLP's
@@ -135,11 +143,11 @@ class RolloutCollector:
 
 
 @torch.no_grad()
-def _actor_layers(modules: list) -> list[tuple[np.ndarray, ...]]:
-    """The agents' actor MLPs as numpy arrays (`numerics.stacked_mlp.numpy_layers`),
-    or [] where a module's exploration forward is not the stock actor MLP's (a
-    subclass that overrides it, or another network): then the modules' own forward
-    samples (`_exploration_logits`)."""
+def _actor_linears(modules: list) -> list[list]:
+    """The Linear layers of the agents' actor MLPs (run in numpy by
+    `numerics.stacked_mlp`), or [] where a module's exploration forward is not the
+    stock actor MLP's (a subclass that overrides it, or another network): then the
+    modules' own forward samples (`_exploration_logits`)."""
     from rllib_seac.fused_guard import overridden
     from rllib_seac.seac.rl_module import SEACTorchRLModule
 
@@ -155,7 +163,7 @@ def _actor_layers(modules: list) -> list[tuple[np.ndarray, ...]]:
         linears.append(layers)
     if len({tuple(layer.weight.shape for layer in net) for net in linears}) != 1:
         return []
-    return numpy_layers(linears)
+    return linears
 
 
 @torch.no_grad()
