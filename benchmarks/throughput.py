@@ -122,7 +122,7 @@ def seac_vs_iac(args) -> dict:
         "seac_over_iac_time": round(rate["iac"] / rate["seac"], 3),
         **raw,
         "seac_over_raw_env": round(rate["seac"] / raw["raw_env_steps_per_s_one_process"], 3),
-        # Issue 11's yardstick: rware's own Warehouse.step, random actions, one process.
+        # The yardstick: rware's own Warehouse.step, random actions, one process.
         **(
             {"seac_over_raw_rware_own_step": round(rate["seac"] / own, 3)}
             if (own := raw.get("raw_rware_own_step_steps_per_s_one_process"))
