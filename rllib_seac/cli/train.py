@@ -54,10 +54,12 @@ def train(args) -> int:
     if args.resume:
         for exp in experiments:
             _check_resumable(exp)
-    from rllib_seac.local_ray import use_session_auth_token
+    from rllib_seac.local_ray import reap_orphaned_agents, use_session_auth_token
 
     # Ray's token for this run only: no ~/.ray/auth_token and no notice about it.
     use_session_auth_token()
+    # What a killed earlier run's local Ray left behind (its agents), before this one.
+    reap_orphaned_agents()
     failed = 0
     for exp in experiments:
         code = _run(exp, args, _loggers(args, exp))
