@@ -1,47 +1,58 @@
-"""Long learning runs in legs that resume exactly, with a compact record in git.
+"""What Tune does not do for long runs: a compact record in git, a run rebuilt from
+it in a later session, and the report.
 
-    python benchmarks/campaign.py run tuned_configs/rware-tiny-4ag.yaml --variant SEAC
-        --seed 0 --until 20000000 [--minutes 150] [--env-config '{...}']
-        [--out docs/results]
-    python benchmarks/campaign.py report docs/results/rware-tiny-4ag-v2
+Long runs are Tune experiments (`tuned_configs/paper/`), run and resumed by
+`rllib train file`. A leg, on a 2-core machine:
 
-`run` trains one trial (a variant and a seed of a tuned config) from where its
-record stops up to --until env steps or for --minutes, whichever comes first, and
-after every window of 250k env steps rewrites the trial's record under
-<out>/<env>[-<tag>]/<variant>-seed<k>/:
+    rllib train file tuned_configs/paper/lbf-15x15-3p-4f.yaml --storage-path results \\
+        --config '{"seed": {"grid_search": [0, 1, 2]}}' \\
+        --stop '{"num_env_steps_sampled_lifetime": 10000000}'
+    python benchmarks/campaign.py record results/paper-lbf-15x15-3p-4f
+    git add docs/results/paper-lbf-15x15-3p-4f && git commit
 
-- params.json: the trial's settings (what `rllib plot` labels curves by);
-- progress.csv: per window, its last env step, the mean return over the window
-  (each iteration's mean over the episodes that ended in it, averaged), the same per
-  agent, and the trial's wall time so far;
-- legs.json: per leg, the env steps it began and ended at, its wall time, the commit
-  it ran on and its command;
-- checkpoint/: the algorithm after the last window (weights, Adam, counters, and the
-  envs and random streams of the in-process sampler, so a leg resumes exactly; about
-  1 MB for 4 agents). best/ holds the checkpoint of the best window so far;
-- with --snapshot-every K: snapshots.json, every K env steps the paper's evaluation of
-  the weights then (App. B: 100 episodes, stochastic policies, `rllib evaluate`'s
-  protocol, action seed 0), and best/ is instead the best evaluated snapshot (Table 1
-  takes the best saved model per seed). The snapshot checkpoints themselves stay under
-  --snapshot-dir, outside git.
+and the next leg, in a fresh checkout:
 
-SE-PPO's variants, SEPPO and IPPO (seppo_lambda 0: RLlib's IPPO), run SE-PPO's file
-(tuned_configs/rware-tiny-4ag-seppo.yaml) with a --window that is a multiple of its
-4,000-step iterations (e.g. 200000); their legs resume the weights, optimizer and
-counters, not the envs' state (RLlib's env runner does not save it), and take no
---snapshot-every.
+    python benchmarks/campaign.py restore docs/results/paper-lbf-15x15-3p-4f
+    rllib train file tuned_configs/paper/lbf-15x15-3p-4f.yaml --storage-path results \\
+        --config '{"seed": {"grid_search": [0, 1, 2]}}' --resume \\
+        --stop '{"num_env_steps_sampled_lifetime": 20000000}'
+    python benchmarks/campaign.py record results/paper-lbf-15x15-3p-4f
 
-Commit the record after a leg (or any time: the files are consistent after every
-window). `report` prints the table of docs/results/rware.md from the records and
-draws the figure with `rllib plot`.
+`record RUN_DIR` (after the leg has ended: its last checkpoints are those Tune
+registered) evaluates every snapshot (`checkpoint_*`) not evaluated before with the
+paper's protocol (App. B: 100 episodes, stochastic policies, action seed 0), and
+writes <out>/<experiment>/:
+
+- run/: Tune's saved state of the experiment (what `restore` needs);
+- per trial, <algorithm>-seed<k>/:
+  - params.json: the trial's settings (what `rllib plot` labels curves by);
+  - progress.csv: per window of 250k env steps, its last env step, the mean return
+    (each iteration's mean over the episodes that ended in it, averaged), the same
+    per agent, and the trial's wall time so far;
+  - snapshots.json: each snapshot's evaluation (what `rllib evaluate RECORD
+    --best-of-snapshots` and `report` read);
+  - legs.json: per leg (one Tune run), the env steps it began and ended at, its wall
+    time and the commit that ran it;
+  - checkpoint/: the last checkpoint (weights, Adam, counters, and the in-process
+    sampler's envs and random streams: a leg resumes exactly); best/: the best
+    evaluated snapshot; trial.json: their Tune names.
+
+`restore RECORD` rebuilds the Tune run directory (each trial at its last checkpoint)
+for `rllib train file ... --resume`. `report TASK_DIR` prints, per trial, the first
+window at or over each return threshold and the return at each milestone, the
+protocol's table, and draws returns.png with `rllib plot`.
+
+Records from earlier legs run outside Tune (docs/results/rware-*, Foraging-*) have
+the same per-trial files and are reported the same way.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
-import shlex
+import math
 import shutil
 import subprocess
 import sys
@@ -49,195 +60,218 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 WINDOW = 250_000
 STEPS = "num_env_steps_sampled_lifetime"
 RETURN = "env_runners/episode_return_mean"
 AGENT_RETURN = "env_runners/agent_episode_returns_mean/"
 WALL = "wall_s"
-VARIANTS = {
-    "SEAC": {"seac_lambda": 1.0},
-    "IAC": {"seac_lambda": 0.0},
-    "SNAC": {"shared_policy": True},
-    # SE-PPO's files (docs/seppo.md); seppo_lambda 0 trains RLlib's IPPO weights.
-    "SEPPO": {"seppo_lambda": 1.0},
-    "IPPO": {"seppo_lambda": 0.0},
-}
-PPO_VARIANTS = ("SEPPO", "IPPO")
+RUN_STATE = "run"  # the record's copy of Tune's experiment state
+STATE_GLOBS = ("experiment_state-*.json", "basic-variant-state-*.json", "tuner.pkl")
 # Returns whose first crossing `report` tables (deliveries per episode, all agents).
 THRESHOLDS = (5.0, 20.0)
 MILESTONES = (10_000_000, 20_000_000, 40_000_000)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="Run or extend one trial's leg.")
-    run.add_argument("tuned_config", help="a tuned_configs/*.yaml file (one experiment)")
-    run.add_argument("--variant", choices=sorted(VARIANTS), default="SEAC")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--until", type=int, required=True, help="env steps the trial ends at")
-    run.add_argument("--minutes", type=float, default=150.0, help="wall-time bound of this leg")
-    run.add_argument(
-        "--config",
-        default="{}",
-        help="JSON merged into the tuned config, env_config into its env_config "
-        '(e.g. \'{"env_config": {"time_limit_terminal": true}}\')',
-    )
-    run.add_argument("--tag", default="", help="suffix of the task directory (a setting)")
-    run.add_argument("--window", type=int, default=WINDOW, help="env steps per record row")
-    run.add_argument("--out", default="docs/results")
-    run.add_argument(
-        "--snapshot-every", type=int, default=0, help="env steps between evaluated snapshots"
-    )
-    run.add_argument("--snapshot-dir", default="results/snapshots")
-    run.add_argument("--episodes", type=int, default=100, help="per snapshot evaluation")
+    record = commands.add_parser("record", help="A Tune run's compact record, for git.")
+    record.add_argument("run_dir", help="the experiment's Tune directory (STORAGE/NAME)")
+    record.add_argument("--out", default="docs/results")
+    record.add_argument("--episodes", type=int, default=100, help="per snapshot evaluation")
+    record.add_argument("--window", type=int, default=WINDOW, help="env steps per record row")
+    restore = commands.add_parser("restore", help="A resumable Tune run from a record.")
+    restore.add_argument("record_dir")
+    restore.add_argument("--storage-path", default="results")
     report = commands.add_parser("report", help="Table and figure from a task's records.")
     report.add_argument("task_dir")
     args = parser.parse_args()
-    if args.command == "run":
-        run_leg(args)
+    if args.command == "record":
+        record_run(Path(args.run_dir), Path(args.out), args.episodes, args.window)
+    elif args.command == "restore":
+        print(restore_run(Path(args.record_dir), Path(args.storage_path)))
     else:
         print(report_task(Path(args.task_dir)))
 
 
-def trial_config(args) -> tuple[str, dict]:
-    """(env, the SEAC or SE-PPO config dict) of the tuned file with the variant and
-    seed set."""
-    (experiment,) = yaml.safe_load(Path(args.tuned_config).read_text()).values()
-    config = dict(experiment.get("config", {}))
-    if args.variant in PPO_VARIANTS:
-        config.pop("shared_policy", None)  # the CLI's key: SE-PPO has a module per agent
-    overrides = json.loads(args.config)
-    env_config = {**config.pop("env_config", {}), **overrides.pop("env_config", {})}
-    config.update(overrides, **VARIANTS[args.variant], seed=args.seed, env_config=env_config)
-    return experiment["env"], config
+# --- record ---
 
 
-def run_leg(args) -> None:
-    import ray
+def record_run(run_dir: Path, out: Path, episodes: int, window: int) -> Path:
+    """Writes (or brings up to date) the record of the Tune run in `run_dir`."""
+    states = sorted(run_dir.glob("experiment_state-*.json"))
+    if not states:
+        sys.exit(f"campaign: {run_dir} is not a Tune run (no experiment_state-*.json)")
+    record = out / run_dir.name
+    _save_run_state(run_dir, record / RUN_STATE)
+    leg_id = states[-1].stem.removeprefix("experiment_state-")
+    for trial_dir in sorted(p for p in run_dir.iterdir() if (p / "params.json").is_file()):
+        if any(trial_dir.glob("checkpoint_*")):
+            name = record_trial(trial_dir, record, leg_id, episodes, window)
+            print(f"campaign: {trial_dir.name} -> {record / name}", flush=True)
+    return record
 
-    from rllib_seac import SEAC, SEPPO, SEACConfig, SEPPOConfig
 
-    if args.variant in PPO_VARIANTS and args.snapshot_every:
-        sys.exit("campaign: --snapshot-every evaluates SEAC's checkpoints only")
-    algo_class, config_class = (
-        (SEPPO, SEPPOConfig) if args.variant in PPO_VARIANTS else (SEAC, SEACConfig)
+def _save_run_state(run_dir: Path, dest: Path) -> None:
+    """The newest of each of Tune's state files (the experiment's state compressed)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for pattern in STATE_GLOBS:
+        newest = sorted(run_dir.glob(pattern))[-1:]
+        for file in newest:
+            if file.suffix == ".json":
+                (dest / (file.name + ".gz")).write_bytes(gzip.compress(file.read_bytes(), mtime=0))
+            else:
+                shutil.copy2(file, dest / file.name)
+
+
+def record_trial(trial_dir: Path, record: Path, leg_id: str, episodes: int, window: int) -> str:
+    from rllib_seac.analysis.labels import trial_algorithm
+    from rllib_seac.analysis.plotting import flatten
+
+    params = json.loads((trial_dir / "params.json").read_text())
+    name = f"{trial_algorithm(flatten(params), trial_dir.name)}-seed{params.get('seed', 0)}"
+    dest = record / name
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "params.json").write_text(json.dumps(params, indent=1) + "\n")
+    results = read_results(trial_dir / "result.json")
+
+    legs = _read_json(dest / "legs.json", [])
+    if not legs or legs[-1]["run"] != leg_id:
+        start = legs[-1]["end_steps"] if legs else 0
+        legs.append({"leg": len(legs) + 1, "run": leg_id, "start_steps": start})
+    leg = legs[-1]
+    rows = [r for r in read_rows(dest / "progress.csv") if r[STEPS] <= leg["start_steps"]]
+    rows += window_rows([r for r in results if steps_of(r) > leg["start_steps"]], window)
+    write_rows(dest / "progress.csv", rows)
+    start_wall = next((r[WALL] for r in reversed(rows) if r[STEPS] <= leg["start_steps"]), 0.0)
+    leg.update(
+        end_steps=int(rows[-1][STEPS]) if rows else leg["start_steps"],
+        wall_s=round(rows[-1][WALL] - start_wall, 1) if rows else 0.0,
+        commit=git_commit(),
+        recorded=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     )
-    env, config = trial_config(args)
-    task = env + (f"-{args.tag}" if args.tag else "")
-    trial_dir = Path(args.out) / task / f"{args.variant}-seed{args.seed}"
-    checkpoint = trial_dir / "checkpoint"
-    rows = read_rows(trial_dir / "progress.csv")
-    legs = json.loads((trial_dir / "legs.json").read_text()) if checkpoint.is_dir() else []
-    params = {"env": env, **config}
-    if legs and json.loads((trial_dir / "params.json").read_text()) != params:
-        sys.exit(f"campaign: {trial_dir} was run with other settings; give another --tag")
+    (dest / "legs.json").write_text(json.dumps(legs, indent=1) + "\n")
 
-    # A Ray instance of its own, never one that another program on the machine runs.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    if legs:
-        algo = algo_class.from_checkpoint(str(checkpoint.absolute()))
-    else:
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        (trial_dir / "params.json").write_text(json.dumps(params, indent=1) + "\n")
-        settings = dict(config)
-        model = settings.pop("model_config", None)  # RLlib's: through rl_module()
-        algo_config = config_class().environment(env).update_from_dict(settings)
-        if model is not None:
-            algo_config.rl_module(model_config=model)
-        algo = algo_config.build_algo()
-    start_steps = int(rows[-1][STEPS]) if rows else 0
-    leg = {
-        "leg": len(legs) + 1,
-        "start_steps": start_steps,
-        "end_steps": start_steps,
-        "wall_s": 0.0,
-        "commit": git_commit(),
-        "command": shlex.join(["python", *sys.argv]),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
-    legs.append(leg)
-    deadline = time.monotonic() + args.minutes * 60
-    trial_wall = float(rows[-1][WALL]) if rows else 0.0
-    best = max((float(r[RETURN]) for r in rows if r[RETURN] != ""), default=-np.inf)
-    snapshots_file = trial_dir / "snapshots.json"
-    snapshots = json.loads(snapshots_file.read_text()) if snapshots_file.is_file() else []
-    if args.snapshot_every:
-        if rows and not snapshots:
-            sys.exit(f"campaign: {trial_dir} was started without --snapshot-every")
-        best = max((s["total_return"]["mean"] for s in snapshots), default=-np.inf)
-    window, steps, leg_start = [], start_steps, time.monotonic()
-    print(f"campaign: {trial_dir}, leg {leg['leg']} from {start_steps:,} env steps", flush=True)
-    try:
-        while steps < args.until and time.monotonic() < deadline:
-            result = algo.train()
-            steps = int(result["env_runners"][STEPS])
-            window.append(result["env_runners"])
-            if steps % args.window and steps < args.until:
-                continue
-            now = time.monotonic()
-            row = window_row(window, steps, trial_wall + now - leg_start)
-            rows.append(row)
-            window = []
-            write_rows(trial_dir / "progress.csv", rows)
-            save(algo, checkpoint)
-            if args.snapshot_every and steps % args.snapshot_every == 0:
-                snapshot = Path(args.snapshot_dir) / task / trial_dir.name / f"{steps:011d}"
-                save(algo, snapshot)
-                score = evaluate_snapshot(snapshot, steps, args.episodes)
-                snapshots.append(score)
-                snapshots_file.write_text(json.dumps(snapshots, indent=1) + "\n")
-                if score["total_return"]["mean"] > best:
-                    best = score["total_return"]["mean"]
-                    save(algo, trial_dir / "best")
-            elif not args.snapshot_every and row[RETURN] != "" and row[RETURN] > best:
-                best = row[RETURN]
-                save(algo, trial_dir / "best")
-            leg.update(end_steps=steps, wall_s=round(now - leg_start, 1))
-            (trial_dir / "legs.json").write_text(json.dumps(legs, indent=1) + "\n")
-            print(
-                f"campaign: {steps:,} env steps, return {row[RETURN]!s:.6} "
-                f"({steps - start_steps:,} this leg in {(now - leg_start) / 60:.1f} min)",
-                flush=True,
-            )
-    finally:
-        algo.stop()
-        ray.shutdown()
+    snapshots = sorted(trial_dir.glob("checkpoint_*"))
+    evaluations = evaluate_new_snapshots(snapshots, dest, name, episodes)
+    best = max(evaluations, key=lambda e: e["total_return"]["mean"])
+    trial = _read_json(dest / "trial.json", {})
+    if trial.get("best") != best["snapshot"] and (trial_dir / best["snapshot"]).is_dir():
+        _replace(trial_dir / best["snapshot"], dest / "best")
+        trial["best"] = best["snapshot"]
+    _replace(snapshots[-1], dest / "checkpoint")
+    trial.update(tune_trial=trial_dir.name, checkpoint=snapshots[-1].name)
+    (dest / "trial.json").write_text(json.dumps(trial, indent=1) + "\n")
+    return name
 
 
-def evaluate_snapshot(snapshot: Path, steps: int, episodes: int) -> dict:
-    """The paper's evaluation of one snapshot (`rllib evaluate --seed 0`), without the
-    per-episode returns."""
+def evaluate_new_snapshots(snapshots: list[Path], dest: Path, name: str, episodes: int):
+    """snapshots.json, with every snapshot not in it evaluated; its entries."""
+    from rllib_seac._rllib_internals import checkpoint_env_steps
     from rllib_seac.analysis.evaluation import evaluate
 
-    result = evaluate(snapshot, episodes=episodes, seed=0).to_dict()
-    del result["episode_total_returns"], result["checkpoint"]
-    return {"env_steps": steps, **result}
+    file = dest / "snapshots.json"
+    evaluations = _read_json(file, [])
+    known = {e["env_steps"] for e in evaluations}
+    algorithm = name.rsplit("-seed", 1)[0]
+    for snapshot in snapshots:
+        steps = checkpoint_env_steps(snapshot)
+        if steps is None:
+            sys.exit(f"campaign: {snapshot} holds no env-step counter")
+        if steps in known:
+            continue
+        result = evaluate(snapshot, episodes=episodes, seed=0).to_dict()
+        del result["episode_total_returns"], result["checkpoint"]
+        evaluations.append(
+            {"snapshot": snapshot.name, "env_steps": steps, "algorithm": algorithm, **result}
+        )
+        evaluations.sort(key=lambda e: e["env_steps"])
+        file.write_text(json.dumps(evaluations, indent=1) + "\n")
+        print(f"campaign: {name} at {steps:,} env steps: {result['total_return']}", flush=True)
+    return evaluations
 
 
-def window_row(results: list[dict], steps: int, wall: float) -> dict:
-    """One record row: the window's mean return (over the iterations that had an
-    episode end) and per agent, at its last env step."""
-    returns = [r["episode_return_mean"] for r in results if "episode_return_mean" in r]
-    row = {STEPS: steps, RETURN: round(float(np.mean(returns)), 4) if returns else "", WALL: 0}
-    agents = sorted({a for r in results for a in r.get("agent_episode_returns_mean", {})})
+def read_results(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def steps_of(result: dict) -> int:
+    return int(result["env_runners"][STEPS])
+
+
+def window_rows(results: list[dict], window: int) -> list[dict]:
+    """One row per window of `window` env steps (the last one may be partial): the mean
+    return over the window's iterations that had an episode end, and per agent."""
+    groups: dict[int, list[dict]] = {}
+    for result in results:
+        groups.setdefault(math.ceil(steps_of(result) / window), []).append(result)
+    return [_window_row(group) for _, group in sorted(groups.items())]
+
+
+def _window_row(results: list[dict]) -> dict:
+    runners = [r["env_runners"] for r in results]
+    returns = _finite([r.get("episode_return_mean") for r in runners])
+    row = {STEPS: steps_of(results[-1]), RETURN: _mean(returns)}
+    agents = sorted({a for r in runners for a in r.get("agent_episode_returns_mean", {})})
     for agent in agents:
-        per_agent = [r.get("agent_episode_returns_mean", {}) for r in results]
-        values = [returns[agent] for returns in per_agent if agent in returns]
-        row[AGENT_RETURN + agent] = round(float(np.mean(values)), 4)
-    row[WALL] = round(wall, 1)
+        values = [r.get("agent_episode_returns_mean", {}).get(agent) for r in runners]
+        row[AGENT_RETURN + agent] = _mean(_finite(values))
+    row[WALL] = round(float(results[-1]["time_total_s"]), 1)
     return row
 
 
-def save(algo, path: Path) -> None:
-    """Replaces the checkpoint at `path` only once the new one is complete."""
-    tmp = path.with_name(path.name + ".tmp")
+def _finite(values) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def _mean(values: list[float]):
+    return round(float(np.mean(values)), 4) if values else ""
+
+
+# --- restore ---
+
+
+def restore_run(record: Path, storage: Path) -> Path:
+    """The Tune run directory of `record`, each trial at its last checkpoint."""
+    run_dir = storage / record.name
+    if run_dir.exists():
+        sys.exit(f"campaign: {run_dir} exists; resume it, or move it away first")
+    if not (record / RUN_STATE).is_dir():
+        sys.exit(f"campaign: {record} is not a record of a Tune run (no {RUN_STATE}/)")
+    run_dir.mkdir(parents=True)
+    for file in (record / RUN_STATE).iterdir():
+        if file.suffix == ".gz":
+            (run_dir / file.stem).write_bytes(gzip.decompress(file.read_bytes()))
+        else:
+            shutil.copy2(file, run_dir / file.name)
+    for trial in sorted(record.glob("*/trial.json")):
+        names = json.loads(trial.read_text())
+        trial_dir = run_dir / names["tune_trial"]
+        trial_dir.mkdir()
+        shutil.copy2(trial.parent / "params.json", trial_dir / "params.json")
+        shutil.copytree(trial.parent / "checkpoint", trial_dir / names["checkpoint"])
+    return run_dir
+
+
+# --- files ---
+
+
+def _read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def _replace(source: Path, dest: Path) -> None:
+    """Copies a checkpoint over `dest`, which changes only once the copy is complete."""
+    tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    algo.save_to_path(str(tmp.absolute()))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    shutil.copytree(source, tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -263,9 +297,18 @@ def write_rows(path: Path, rows: list[dict]) -> None:
 
 
 def git_commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "rllib_seac"], capture_output=True)
+    """The commit of the rllib_seac that runs (and so ran the leg: record it from the
+    same tree), "+dirty" if its package files differ from it."""
+    import rllib_seac
+
+    tree = Path(rllib_seac.__file__).resolve().parents[1]
+    git = ["git", "-C", str(tree)]
+    out = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "rllib_seac"], capture_output=True)
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+# --- report ---
 
 
 def report_task(task_dir: Path) -> str:

@@ -214,3 +214,33 @@ def set_trial_stop(trial, stop: dict) -> None:
     criteria, and the run's Stopper, from its saved state, so a new `--stop` would
     not apply; `Trial.should_stop` reads this dict at every result."""
     trial.stopping_criterion = dict(stop)
+
+
+# --- A checkpoint's env-step counter (rllib_seac.analysis.protocol) ---
+
+# How RLlib 2.60's MetricsLogger names a nested stat in its saved state.
+METRICS_STATE_KEY_SEPARATOR = "--"
+
+
+def checkpoint_env_steps(checkpoint) -> int | None:
+    """The env steps an Algorithm had sampled when `checkpoint` was saved, or None if
+    it does not say. Tune puts no checkpoint name in a class trainable's results, so
+    the snapshot itself is read: RLlib saves its MetricsLogger's stats in
+    algorithm_state.pkl, the lifetime counter as a "lifetime_sum" under the flattened
+    key of (env_runners, num_env_steps_sampled_lifetime). Read as data
+    (`checkpoints.read_pickle`), never by running the pickle."""
+    from pathlib import Path
+
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from rllib_seac.checkpoints import read_pickle
+
+    file = Path(checkpoint) / "algorithm_state.pkl"
+    if not file.is_file():
+        return None
+    state = read_pickle(file, "algorithm state")
+    key = METRICS_STATE_KEY_SEPARATOR.join((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME))
+    try:
+        return int(state["metrics_logger"]["stats"][key]["lifetime_sum"])
+    except (KeyError, TypeError):
+        return None

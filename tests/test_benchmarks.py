@@ -4,8 +4,10 @@ Tiny budgets: these check that the scripts run and report consistent figures, no
 figures themselves (those are in the README, with the commands that made them).
 """
 
+import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,39 +124,67 @@ def test_learning_redraws_its_figure_and_summary_from_a_record(tmp_path):
 
 
 @pytest.mark.slow
-def test_campaign_runs_a_leg_with_evaluated_snapshots_and_reports(tmp_path):
+def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
+    from rllib_seac.cli import main
+
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
     campaign = [sys.executable, str(ROOT / "benchmarks/campaign.py")]
-    leg = [
-        "run",
-        str(ROOT / "tuned_configs/lbf-8x8-2p-2f-coop.yaml"),
-        "--variant",
-        "IAC",
-        "--until",
-        "4000",
-        "--window",
-        "2000",
-        "--snapshot-every",
-        "2000",
-        "--episodes",
-        "2",
-        "--out",
-        str(tmp_path / "records"),
-        "--snapshot-dir",
-        str(tmp_path / "snapshots"),
-    ]
-    proc = subprocess.run(campaign + leg, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    trial = tmp_path / "records/Foraging-8x8-2p-2f-coop-v3/IAC-seed0"
+    records = tmp_path / "records"
+    name = "paper-lbf-8x8-2p-2f-coop"
+
+    def leg(storage, iterations: int, *extra: str) -> None:
+        args = ["train", "file", str(ROOT / f"tuned_configs/paper/{name[6:]}.yaml")]
+        # 40 env steps per iteration (2 updates of 4 envs x 5 steps), a snapshot each.
+        args += ["--config", '{"seed": 0, "seac_lambda": 0.0, "updates_per_iteration": 2}']
+        args += ["--checkpoint-freq", "1", "--storage-path", str(storage)]
+        assert main([*args, "--stop", f'{{"training_iteration": {iterations}}}', *extra]) == 0
+
+    def record(storage) -> Path:
+        args = ["record", str(storage / name), "--out", str(records), "--episodes", "2"]
+        proc = subprocess.run(
+            [*campaign, *args, "--window", "80"], capture_output=True, text=True, env=env
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return records / name / "IAC-seed0"
+
+    leg(tmp_path / "first", 2)
+    trial = record(tmp_path / "first")
     snapshots = json.loads((trial / "snapshots.json").read_text())
-    assert [s["env_steps"] for s in snapshots] == [2000, 4000]
+    assert [s["env_steps"] for s in snapshots] == [40, 80]
     assert all(s["episodes"] == 2 and s["algorithm"] == "IAC" for s in snapshots)
+    (first_leg,) = json.loads((trial / "legs.json").read_text())
+    assert (first_leg["start_steps"], first_leg["end_steps"]) == (0, 80)
+    assert (trial / "checkpoint/rllib_checkpoint.json").is_file()
     assert (trial / "best/rllib_checkpoint.json").is_file()
-    report = campaign + ["report", str(trial.parent)]
-    proc = subprocess.run(report, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| IAC-seed0 | 4,000 |" in proc.stdout
-    assert "| IAC | 1 | 2 | " in proc.stdout  # the protocol's row over the two snapshots
+
+    # A later session: only the record is left; the run continues from its checkpoint.
+    shutil.rmtree(tmp_path / "first")
+    cmd = [*campaign, "restore", str(records / name), "--storage-path", str(tmp_path / "next")]
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    leg(tmp_path / "next", 4, "--resume")
+    (result_file,) = (tmp_path / "next" / name).glob("*/result.json")
+    resumed = [json.loads(line) for line in result_file.read_text().splitlines()]
+    # (Tune carries the earlier leg's rows over into the restored trial's result.json.)
+    resumed = resumed[-2:]
+    assert [r["iterations_since_restore"] for r in resumed] == [1, 2]
+    assert [r["training_iteration"] for r in resumed] == [3, 4]
+    assert [r["env_runners"]["num_env_steps_sampled_lifetime"] for r in resumed] == [120, 160]
+
+    trial = record(tmp_path / "next")
+    legs = json.loads((trial / "legs.json").read_text())
+    assert [(g["start_steps"], g["end_steps"]) for g in legs] == [(0, 80), (80, 160)]
+    snapshots = json.loads((trial / "snapshots.json").read_text())
+    assert [s["env_steps"] for s in snapshots] == [40, 80, 120, 160]
+    with (trial / "progress.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["num_env_steps_sampled_lifetime"]) for r in rows] == [80, 160]
+
+    report = subprocess.run(
+        [*campaign, "report", str(records / name)], capture_output=True, text=True, env=env
+    )
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "| IAC-seed0 | 160 |" in report.stdout
+    assert "| IAC | 1 | 4 | " in report.stdout  # the protocol's row over the four snapshots
 
 
 @pytest.mark.slow

@@ -306,3 +306,13 @@ def test_a_trials_stop_criteria_can_be_replaced():
     set_trial_stop(trial, {"num_env_steps_sampled_lifetime": 100})
     assert not trial.should_stop({"training_iteration": 5, "num_env_steps_sampled_lifetime": 99})
     assert trial.should_stop({"num_env_steps_sampled_lifetime": 100})
+
+
+def test_a_checkpoint_says_how_many_env_steps_it_had_sampled():
+    from rllib_seac._rllib_internals import checkpoint_env_steps
+
+    # A committed record: its last checkpoint was saved at the last row of its progress.
+    trial = ROOT / "docs/results/rware-tiny-4ag-v2/SEAC-seed0"
+    last_row = (trial / "progress.csv").read_text().splitlines()[-1]
+    assert checkpoint_env_steps(trial / "checkpoint") == int(last_row.split(",")[0])
+    assert checkpoint_env_steps(trial) is None  # no algorithm_state.pkl there

@@ -7,10 +7,10 @@ then mean ± std over the seeds of each algorithm. Beside it: the mean of each s
 last three snapshots, which carries less selection bias.
 
 A trial is a Tune trial directory (its `checkpoint_*` snapshots and `params.json`) or
-a campaign record (`benchmarks/campaign.py`: `snapshots.json`, evaluated while the leg
-ran, and `params.json`). A Tune trial's evaluations are kept beside its snapshots in
-`snapshot_evaluations.json`, so a second call evaluates only new snapshots, and the
-file is small enough to commit when the snapshots themselves are not.
+a record of one (`benchmarks/campaign.py record`: `snapshots.json`, the evaluations of
+snapshots that no longer exist, and `params.json`). A Tune trial's evaluations are kept
+beside its snapshots in `snapshot_evaluations.json`, so a second call evaluates only
+new snapshots; each snapshot's env steps are read from the snapshot itself.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rllib_seac._rllib_internals import checkpoint_env_steps
 from rllib_seac.analysis.labels import trial_algorithm
 from rllib_seac.analysis.plotting import flatten
 
@@ -88,7 +89,6 @@ def evaluate_trial(
 
     cache_file = trial_dir / EVALUATIONS_FILE
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    steps = _env_steps_of_checkpoints(trial_dir)
     for snapshot in sorted(trial_dir.glob("checkpoint_*")):
         known = cache.get(snapshot.name)
         if not known or known["episodes"] != episodes or known["seed"] != seed:
@@ -96,7 +96,7 @@ def evaluate_trial(
             returns = result.total_returns
             known = {
                 "snapshot": snapshot.name,
-                "env_steps": steps.get(snapshot.name),
+                "env_steps": checkpoint_env_steps(snapshot),
                 "mean": float(np.mean(returns)),
                 "std": float(np.std(returns)),
                 "episodes": episodes,
@@ -134,17 +134,3 @@ def table(trials: list[TrialSnapshots]) -> str:
 def _params(trial_dir: Path) -> dict:
     path = trial_dir / "params.json"
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _env_steps_of_checkpoints(trial_dir: Path) -> dict[str, int]:
-    """checkpoint_* name -> env steps sampled when Tune saved it, from result.json."""
-    steps = {}
-    results = trial_dir / "result.json"
-    if results.is_file():
-        for line in results.read_text().splitlines():
-            result = json.loads(line)
-            name = result.get("checkpoint_dir_name")
-            if name:
-                runners = result.get("env_runners", {})
-                steps[name] = runners.get("num_env_steps_sampled_lifetime")
-    return steps

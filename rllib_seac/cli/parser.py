@@ -167,7 +167,8 @@ def _run_options(default=None) -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="Continue the experiments' stopped runs in --storage-path from their last "
-        "checkpoints (counters and optimizer state included); finished trials stay done.",
+        "checkpoints (counters and optimizer state included). Finished trials stay done, "
+        "unless stop criteria are given: then they too continue, to those (a new leg).",
     )
     run.add_argument(
         "--ray-address",

@@ -376,15 +376,17 @@ def _run(exp: Experiment, args, callbacks: list) -> int:
         verbose=args.verbose,
     )
     if args.resume:
-        # Trials continue from their last checkpoints, errored ones too; finished
-        # trials stay done.
+        # Trials continue from their last checkpoints, errored ones too. Finished
+        # trials continue when stop criteria are given now (a new leg), else stay done.
+        resume = tune.ResumeConfig.ResumeType.RESUME
+        finished = resume if _stop_given(args) else tune.ResumeConfig.ResumeType.SKIP
         analysis = tune.run(
             exp.run,
             config=param_space,
             name=exp.name,
             storage_path=_storage(exp),
             max_failures=exp.max_failures,
-            resume_config=tune.ResumeConfig(errored=tune.ResumeConfig.ResumeType.RESUME),
+            resume_config=tune.ResumeConfig(errored=resume, finished=finished),
             raise_on_failed_trial=False,
             **run_settings,
         )
@@ -408,6 +410,12 @@ def _run(exp: Experiment, args, callbacks: list) -> int:
         print(f"\nResume with:\n  {_resume_command(args)}")
         return INTERRUPTED
     return results.num_errors
+
+
+def _stop_given(args) -> bool:
+    """Whether the command line gives stop criteria (--stop or a --stop-* flag)."""
+    flags = (args.stop, args.stop_reward, args.stop_iters, args.stop_timesteps)
+    return any(flag is not None for flag in flags)
 
 
 def _resume_command(args) -> str:
