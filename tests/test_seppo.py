@@ -10,18 +10,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.connectors.learner import (
     AddOneTsToEpisodesAndTruncate,
     GeneralAdvantageEstimation,
 )
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
 
 from rllib_seac import SEPPO, SEPPOConfig, SEPPOConfigError, register_envs
 from rllib_seac.agent_modules import default_grouping
+from rllib_seac.analysis.evaluation import AgentPolicies
 from rllib_seac.cli import main
 from rllib_seac.seppo.connector import (
     SE_ADVANTAGES,
@@ -403,6 +406,69 @@ def test_checkpoint_restores_and_evaluates(tmp_path):
         restored.stop()
 
 
+def saved_after_one_iteration(config, path) -> dict:
+    """Trains `config` for one iteration and saves it to `path`: each module's weights."""
+    algo = config.build_algo()
+    try:
+        algo.train()
+        algo.save_to_path(str(path))
+        return {mid: algo.get_module(mid).state_dict() for mid in agents(2)}
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize(
+    "algorithm, config",
+    [
+        # SE-PPO's network set with RLlib's DefaultModelConfig, the IPPO twin's as a dict.
+        (
+            "SE-PPO",
+            lambda: rware_config(SEPPOConfig(), 1.0).rl_module(
+                model_config=DefaultModelConfig(fcnet_hiddens=[8], vf_share_layers=False)
+            ),
+        ),
+        ("IPPO", lambda: rware_config(PPOConfig())),
+    ],
+    ids=["SE-PPO", "IPPO"],
+)
+def test_rllib_evaluate_reads_the_checkpoint_as_data(tmp_path, capsys, algorithm, config):
+    # One small iteration, 20-step episodes.
+    register_envs([RWARE])
+    small = config().environment(env_config={"max_steps": 20})
+    small = small.training(train_batch_size=100, minibatch_size=50, num_epochs=1)
+    path = tmp_path / "checkpoint"
+    weights = saved_after_one_iteration(small, path)
+    # The policies evaluation reads as data are RLlib's restored modules: same weights,
+    # same logits.
+    policies = AgentPolicies(path)
+    env = policies.make_env()
+    obs, _ = env.reset(seed=0)
+    env.close()
+    restored = Algorithm.from_checkpoint(str(path))
+    try:
+        for mid in agents(2):
+            module = restored.get_module(mid)
+            for name, value in module.state_dict().items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(weights[mid][name]))
+            batch = torch.as_tensor(obs[mid])[None]
+            with torch.no_grad():
+                logits = module.forward_inference({Columns.OBS: batch})
+                ours = policies.actors[mid](batch)
+            torch.testing.assert_close(ours, logits[Columns.ACTION_DIST_INPUTS])
+    finally:
+        restored.stop()
+    outputs = []
+    for trust in ([], ["--trust-checkpoint"]):
+        args = ["evaluate", str(path), "--episodes", "2", "--seed", "0", *trust]
+        assert main(args) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0].startswith(
+        f"{algorithm} on {RWARE}, 2 episodes with stochastic policies (mean ± std over episodes)"
+    )
+    assert f"checkpoint: {path}" in outputs[0] and "agent_1 " in outputs[0]
+    assert outputs[0] == outputs[1]  # unpickled by RLlib, the same policies
+
+
 CONFIGS = Path(__file__).resolve().parents[1] / "tuned_configs"
 
 
@@ -418,7 +484,7 @@ def test_tuned_file_and_its_ippo_twin_differ_only_in_lambda():
 
 
 @pytest.mark.slow
-def test_cli_trains_the_tuned_file_and_its_checkpoint_restores(tmp_path, capsys):
+def test_cli_trains_the_tuned_file_and_its_checkpoint_restores_and_evaluates(tmp_path, capsys):
     # One iteration of the file through `rllib train file`, on a smaller batch.
     small = '{"train_batch_size": 400, "minibatch_size": 200, "num_epochs": 1}'
     path = CONFIGS / "rware-tiny-4ag-seppo.yaml"
@@ -438,3 +504,9 @@ def test_cli_trains_the_tuned_file_and_its_checkpoint_restores(tmp_path, capsys)
         assert "others_policy_loss" in result["learners"]["agent_3"]
     finally:
         restored.stop()
+    # The paper's protocol over the Tune run's snapshots (here the one at the end).
+    args = ["evaluate", str(tmp_path), "--best-of-snapshots", "--episodes", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{checkpoint.parent}: SE-PPO, 1 snapshots, best " in out
+    assert "\n| SE-PPO | 1 | 1 | " in out

@@ -3,8 +3,10 @@
 The paper evaluates its actor-critic agents with stochastic policies (App. B), so
 SEAC's actions are sampled from pi_i(.|o^i), not taken greedily; its Q-learning
 agents (SEQL, IQL: App. D) are evaluated greedily, epsilon = 0, a^i = argmax_a
-Q_i(o^i, a). Only the config and the RLModules are read from the checkpoint: no
-learner, env runner or Ray actor is built.
+Q_i(o^i, a). PPO's agents (SE-PPO, and RLlib's PPO: IPPO, or one module all agents
+share) are actor-critic agents too, sampled alike. Only the config and the
+RLModules are read from the checkpoint: no learner, env runner or Ray actor is
+built.
 
 Reading runs no code from the checkpoint (`safe_config`, `safe_modules`): its
 settings and weights are read as data through `checkpoints.read_pickle`, its
@@ -19,13 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
+from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 
 from rllib_seac.agent_modules import agent_is_module, all_agents_share, module_of_each_agent
-from rllib_seac.analysis.labels import env_label, variant_name
+from rllib_seac.analysis.labels import algorithm_name, env_label
 from rllib_seac.checkpoints import (
     CONFIG_FILE,
     MODULES_DIR,
@@ -37,7 +41,9 @@ from rllib_seac.checkpoints import (
 )
 from rllib_seac.envs import episodes, make_env
 from rllib_seac.seac.config import SEACConfig
+from rllib_seac.seac.rl_module import SEACTorchRLModule
 from rllib_seac.seeding import action_generator
+from rllib_seac.seppo import SEPPOConfig
 from rllib_seac.seql import SEQLConfig
 
 STOCHASTIC = "stochastic policies"
@@ -47,11 +53,18 @@ TRUST_HINT = (
     "which runs code the checkpoint names: only for checkpoints you trust"
 )
 # Config classes and agent groupings a checkpoint may name, by their pickled names
-# (old module paths too: rllib_seac.MOVED_MODULES).
+# (old module paths too: rllib_seac.MOVED_MODULES). SEPPOConfig is a PPOConfig.
 CONFIG_CLASSES = {
     **{f"{m}.SEACConfig": SEACConfig for m in ("rllib_seac.seac.config", "rllib_seac.config")},
     "rllib_seac.seql.config.SEQLConfig": SEQLConfig,
+    "rllib_seac.seppo.seppo.SEPPOConfig": SEPPOConfig,
+    "ray.rllib.algorithms.ppo.ppo.PPOConfig": PPOConfig,
 }
+EVALUATED_CONFIGS = (SEACConfig, SEQLConfig, PPOConfig)
+EVALUATED = "SEAC's, SEQL's or PPO's (SE-PPO, IPPO)"
+# RLlib's dataclass of a default RLModule's settings (`rl_module(model_config=...)`),
+# pickled by name; its fields are plain data, which RLlib also takes as a dict.
+MODEL_CONFIG_CLASS = "ray.rllib.core.rl_module.default_model_config.DefaultModelConfig"
 MAPPING_FUNCTIONS = {
     f"{m}.{f.__name__}": f
     for m in ("rllib_seac.agent_modules", "rllib_seac.seac.config", "rllib_seac.config")
@@ -61,7 +74,7 @@ MAPPING_FUNCTIONS = {
 
 class AgentPolicies:
     """The agents' policies from a checkpoint, by agent id, with the config they trained
-    with: SEAC's actors, sampled, or SEQL's Q-networks, greedy."""
+    with: SEAC's and PPO's actors, sampled, or SEQL's Q-networks, greedy."""
 
     def __init__(self, checkpoint, trust: bool = False, imports=()):
         """`trust`: read the checkpoint with RLlib's unpickling (runs the code it
@@ -72,42 +85,54 @@ class AgentPolicies:
             self.config = saved_config(self.checkpoint)
         else:
             self.config = safe_config(self.checkpoint, imports)
-        if not isinstance(self.config, (SEACConfig, SEQLConfig)):
+        if not isinstance(self.config, EVALUATED_CONFIGS):
             raise CheckpointError(
-                f"{self.checkpoint} is a {type(self.config).__name__} checkpoint, not "
-                "SEAC's or SEQL's."
+                f"{self.checkpoint} is a {type(self.config).__name__} checkpoint, not {EVALUATED}."
             )
         self.greedy = isinstance(self.config, SEQLConfig)
         self.kind = GREEDY if self.greedy else STOCHASTIC
-        agents = self.config.agent_ids
-        module_ids = module_of_each_agent(self.config.policy_mapping_fn, agents)
-        for aid, mid in zip(agents, module_ids):
+        spaces = self._agent_spaces()
+        module_ids = module_of_each_agent(self.config.policy_mapping_fn, list(spaces))
+        module_spaces = {}
+        for (aid, agent_spaces), mid in zip(spaces.items(), module_ids):
             if not (self.checkpoint / MODULES_DIR / mid).is_dir():
                 raise CheckpointError(
                     f"{self.checkpoint} has no module for agent {aid} "
                     f"({MODULES_DIR / mid} is missing): it would act untrained."
                 )
+            module_spaces.setdefault(mid, agent_spaces)  # the agents of a module share spaces
         if trust:
             modules = MultiRLModule.from_checkpoint(self.checkpoint / MODULES_DIR)
         else:
-            modules = self._safe_modules(sorted(set(module_ids)))
+            modules = self._safe_modules(module_spaces)
         self.actors = {
-            aid: _policy_net(modules[mid], self.greedy)
-            for aid, mid in zip(agents, module_of_each_agent(self.config.policy_mapping_fn, agents))
+            aid: _policy_net(modules[mid], self.greedy) for aid, mid in zip(spaces, module_ids)
         }
 
-    def _safe_modules(self, module_ids: list[str]) -> dict:
-        """The checkpoint's modules, built here from its config and the env's spaces,
-        their weights read as data."""
+    def _agent_spaces(self) -> dict:
+        """Agent id -> its (observation, action) spaces, for the agents that act: those
+        SEAC's and SEQL's configs saved, else (PPO's configs save none) the env's.
+        The actions must be Discrete: every policy here is categorical over them."""
         env = self.make_env()
         try:
-            agent = self.config.agent_ids[0]
-            spaces = (env.observation_spaces[agent], env.action_spaces[agent])
+            agents = getattr(self.config, "agent_ids", None) or list(env.possible_agents)
+            spaces = {aid: (env.observation_spaces[aid], env.action_spaces[aid]) for aid in agents}
         finally:
             env.close()
-        spec = self.config.get_multi_rl_module_spec(spaces=dict.fromkeys(module_ids, spaces))
+        for aid, (_, actions) in spaces.items():
+            if not isinstance(actions, gym.spaces.Discrete):
+                raise CheckpointError(
+                    f"{self.checkpoint}: agent {aid} acts in {actions}; evaluation reads "
+                    "categorical policies, over Discrete actions only."
+                )
+        return spaces
+
+    def _safe_modules(self, module_spaces: dict) -> dict:
+        """The checkpoint's modules, built here from its config and the env's spaces
+        (module id -> its agents' spaces), their weights read as data."""
+        spec = self.config.get_multi_rl_module_spec(spaces=module_spaces)
         modules = {}
-        for mid in module_ids:
+        for mid in module_spaces:
             module = spec.rl_module_specs[mid].build()
             if hasattr(module, "make_target_networks"):  # SEQL's target Q-networks
                 module.make_target_networks()
@@ -127,8 +152,8 @@ class AgentPolicies:
 
     @torch.no_grad()
     def act(self, obs: dict, generator: torch.Generator) -> dict:
-        """Samples a^i ~ pi_i(.|o^i) for every agent i (SEAC), or takes the argmax of
-        Q_i(o^i, .) (SEQL)."""
+        """Samples a^i ~ pi_i(.|o^i) for every agent i (SEAC, PPO), or takes the argmax
+        of Q_i(o^i, .) (SEQL)."""
         actions = {}
         for aid, actor in self.actors.items():
             out = actor(torch.as_tensor(obs[aid]).unsqueeze(0))
@@ -141,12 +166,14 @@ class AgentPolicies:
 
 
 def safe_config(checkpoint, imports=()):
-    """The SEACConfig or SEQLConfig a checkpoint was saved with, read as data: a fresh
-    config of its class with the saved settings that are plain data (numbers, strings,
-    lists, dicts), the agents' grouping one of this package's. Settings that are code
-    (callbacks, a custom RLModule) keep their defaults: evaluation does not use them.
-    An env given as code (a class, or a "module:name" spec) is made only from a module
-    in `imports`, which the user imported."""
+    """The config (SEAC's, SEQL's, SE-PPO's or RLlib's PPO's) a checkpoint was saved
+    with, read as data: a fresh config of its class with the saved settings that are
+    plain data (numbers, strings, lists, dicts, a DefaultModelConfig's fields), the
+    agents' grouping one of this package's. Settings that are code (callbacks, a custom
+    RLModule) keep their defaults: evaluation does not use them, and a custom module's
+    weights do not fit the default one (`load_weights` says so). An env given as code
+    (a class, or a "module:name" spec) is made only from a module in `imports`, which
+    the user imported."""
     file = Path(checkpoint) / CONFIG_FILE
     if not file.is_file():
         raise CheckpointError(f"{checkpoint} has no {CONFIG_FILE}: not an algorithm checkpoint")
@@ -158,7 +185,7 @@ def safe_config(checkpoint, imports=()):
         raise CheckpointError(f"{file} holds no algorithm config.") from None
     if name not in CONFIG_CLASSES:
         kind = (name or "unknown").rpartition(".")[2]
-        raise CheckpointError(f"{checkpoint} is a {kind} checkpoint, not SEAC's or SEQL's.")
+        raise CheckpointError(f"{checkpoint} is a {kind} checkpoint, not {EVALUATED}.")
     config = CONFIG_CLASSES[name]()
     mapping = state.get("policy_mapping_fn")
     if global_name(mapping) not in MAPPING_FUNCTIONS:
@@ -168,13 +195,25 @@ def safe_config(checkpoint, imports=()):
         )
     env = _known_env(checkpoint, state.get("env"), imports)
     for key, value in state.items():
+        value = _model_config_fields(value)
         if key not in ("class", "policy_mapping_fn") and hasattr(config, key) and _is_data(value):
             config.__dict__[key] = value
     config.policy_mapping_fn = MAPPING_FUNCTIONS[global_name(mapping)]
     config.env = env
-    if not isinstance(config.agent_ids, list) or not config.agent_ids:
+    # SEAC's and SEQL's configs save their env's agents; PPO's have none (_agent_spaces).
+    if hasattr(config, "agent_ids") and not (
+        isinstance(config.agent_ids, list) and config.agent_ids
+    ):
         raise CheckpointError(f"{file} names no agents (agent_ids).")
     return config
+
+
+def _model_config_fields(value):
+    """A DefaultModelConfig read as data (a StandIn) as the dict of its fields, which
+    the config reads as it reads the dataclass; any other value as it is."""
+    if global_name(type(value)) == MODEL_CONFIG_CLASS:
+        return dict(vars(value))
+    return value
 
 
 def _is_data(value) -> bool:
@@ -241,10 +280,16 @@ def load_weights(module, state, file) -> None:
 
 
 def _policy_net(module, greedy: bool):
-    """Observation batch -> SEAC's action logits, or SEQL's Q-values."""
-    if not greedy:
+    """Observation batch -> the action logits (SEAC's actor; PPO's encoder and pi head,
+    or any other module's, through its inference pass), or SEQL's Q-values."""
+    if greedy:
+        return lambda obs: module.compute_q_values({Columns.OBS: obs})["qf_preds"]
+    if isinstance(module, SEACTorchRLModule):
+        # Called directly: RLlib's forward_inference switches the module to eval mode
+        # (and back, if it was training) at every call, which triples a step's cost.
         return module.actor
-    return lambda obs: module.compute_q_values({Columns.OBS: obs})["qf_preds"]
+    module.eval()  # once, so that forward_inference does not switch it back every call
+    return lambda obs: module.forward_inference({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
 
 
 def run_episode(
@@ -338,7 +383,7 @@ def evaluate(
     return Evaluation(
         checkpoint=str(policies.checkpoint),
         env=env_label(policies.config.env),
-        algorithm=variant_name(vars(policies.config)),
+        algorithm=algorithm_name(vars(policies.config), policies.config.algo_class.__name__),
         seed=seed,
         agent_returns=returns,
         policy=policies.kind,

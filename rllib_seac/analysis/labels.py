@@ -38,7 +38,13 @@ def trial_algorithm(settings: dict, trial_dir: str = "") -> str:
     the algorithm's name.
     """
     match = TRAINABLE_PREFIX.match(trial_dir)
-    trainable = match.group(1) if match else None
+    return algorithm_name(settings, match.group(1) if match else None)
+
+
+def algorithm_name(settings: dict, trainable: str | None) -> str:
+    """`trial_algorithm`'s name for the algorithm registered as `trainable` (SEAC,
+    SEPPO, PPO, ...; None where not known) with `settings`: a flattened config, or a
+    config's own attributes (`vars(config)`), as a checkpoint's evaluation names it."""
     ours = "share_experience" in settings or "seac_lambda" in settings
     if trainable in ("SEAC", "SEQL") or (trainable is None and ours):
         if trainable == "SEQL" and "share_experience" not in settings:
@@ -57,11 +63,11 @@ def trial_algorithm(settings: dict, trial_dir: str = "") -> str:
 
 
 def _module_ids(settings: dict) -> set[str]:
-    """The module ids of a flattened config: result.json's policies/<id>/..., or
-    params.json's multiagent/policies list."""
+    """The module ids of a flattened config: result.json's policies/<id>/...,
+    params.json's multiagent/policies list, or a config's own `policies` (a dict)."""
     ids = {k.split("/")[1] for k in settings if k.startswith("policies/")}
     for key in ("multiagent/policies", "policies"):
-        if isinstance(settings.get(key), (list, tuple)):
+        if isinstance(settings.get(key), (list, tuple, dict)):
             ids |= set(settings[key])
     return ids
 

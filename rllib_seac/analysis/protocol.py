@@ -1,10 +1,10 @@
 """The paper's evaluation protocol over a run's kept snapshots (App. B, Table 1).
 
 Every kept snapshot of every trial is evaluated with full episodes (`evaluation.py`:
-stochastic policies for SEAC, IAC and SNAC, greedy for SEQL and IQL). Per trial (one
-seed) the best snapshot counts, as Table 1 takes "the best saved models per seed";
-then mean ± std over the seeds of each algorithm. Beside it: the mean of each seed's
-last three snapshots, which carries less selection bias.
+stochastic policies for SEAC, IAC, SNAC, SE-PPO and IPPO, greedy for SEQL and IQL).
+Per trial (one seed) the best snapshot counts, as Table 1 takes "the best saved
+models per seed"; then mean ± std over the seeds of each algorithm. Beside it: the
+mean of each seed's last three snapshots, which carries less selection bias.
 
 A trial is a Tune trial directory (its `checkpoint_*` snapshots and `params.json`) or
 a record of one (`benchmarks/campaign.py record`: `snapshots.json`, the evaluations of

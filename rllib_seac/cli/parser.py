@@ -253,9 +253,9 @@ def _add_evaluate(commands) -> None:
         parents=[_checkpoint_options()],
         help="Run a checkpoint's agents for full episodes; mean ± std of the returns.",
         description="Runs the agents' stochastic policies (SEAC, as the paper's evaluation, "
-        "App. B; SEQL/IQL: greedy, epsilon = 0) in the checkpoint's env and prints the "
-        "total return (summed over agents) as mean ± std over episodes, and each agent's "
-        "return.",
+        "App. B, and SE-PPO or RLlib's PPO; SEQL/IQL: greedy, epsilon = 0) in the "
+        "checkpoint's env and prints the total return (summed over agents) as mean ± std "
+        "over episodes, and each agent's return.",
     )
     evaluate.add_argument("--episodes", type=int, default=100, help="Episodes to run (100).")
     evaluate.add_argument("--json", action="store_true", help="Print the results as JSON.")
