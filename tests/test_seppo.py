@@ -494,6 +494,7 @@ def test_cli_trains_the_tuned_file_and_its_checkpoint_restores_and_evaluates(tmp
     out = capsys.readouterr().out
     assert "seppo-rware-tiny-4ag: results in" in out and "ok, best episode_return_mean=" in out
     (checkpoint,) = tmp_path.glob("seppo-rware-tiny-4ag/*/checkpoint_*")
+    assert f"evaluate: rllib evaluate {checkpoint}" in out  # the summary's hint
     restored = SEPPO.from_checkpoint(str(checkpoint))
     try:
         assert restored.config.seppo_lambda == 1.0

@@ -356,6 +356,8 @@ def _run(exp: Experiment, args, callbacks: list) -> int:
     from rllib_seac.cli.progress import ReturnReporter, print_summary
     from rllib_seac.cli.run_control import RunControl
     from rllib_seac.seac.config import SEACConfig
+    from rllib_seac.seppo import SEPPOConfig
+    from rllib_seac.seql import SEQLConfig
 
     _check_trials_fit(exp)
     # Only the file's settings: the algorithm fills in its defaults.
@@ -405,7 +407,10 @@ def _run(exp: Experiment, args, callbacks: list) -> int:
             run_config=run_config,
         )
         results = tuner.fit()
-    print_summary(exp.name, results, isinstance(algorithm_config(exp), SEACConfig), control)
+    # `rllib evaluate` reads this package's algorithms' checkpoints (and IPPO's, whose
+    # config says it only per trial).
+    evaluable = isinstance(algorithm_config(exp), (SEACConfig, SEQLConfig, SEPPOConfig))
+    print_summary(exp.name, results, evaluable, control)
     if control.interrupted:
         print(f"\nResume with:\n  {_resume_command(args)}")
         return INTERRUPTED
