@@ -61,7 +61,7 @@ def run_trial(variant: str, seed: int, env_steps: int, out: Path) -> None:
         .debugging(seed=seed)
     )
     if variant == "authors":
-        config.training(learner_class=AuthorsISWeightLearner)
+        config.learners(learner_class=AuthorsISWeightLearner)
     algo = config.build_algo()
     steps = 0
     with (out / f"{variant}-seed{seed}.jsonl").open("w") as f:
