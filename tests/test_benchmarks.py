@@ -5,6 +5,7 @@ figures themselves (those are in the README, with the commands that made them).
 """
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -139,12 +140,14 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
         args += ["--checkpoint-freq", "1", "--storage-path", str(storage)]
         assert main([*args, "--stop", f'{{"training_iteration": {iterations}}}', *extra]) == 0
 
+    # record and restore in this process (each a subprocess would start torch and Ray
+    # again); report below runs the script's command line.
+    spec = importlib.util.spec_from_file_location("campaign", ROOT / "benchmarks/campaign.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
     def record(storage) -> Path:
-        args = ["record", str(storage / name), "--out", str(records), "--episodes", "2"]
-        proc = subprocess.run(
-            [*campaign, *args, "--window", "80"], capture_output=True, text=True, env=env
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
+        script.record_run(storage / name, records, episodes=2, window=80)
         return records / name / "IAC-seed0"
 
     leg(tmp_path / "first", 2)
@@ -159,8 +162,7 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
 
     # A later session: only the record is left; the run continues from its checkpoint.
     shutil.rmtree(tmp_path / "first")
-    cmd = [*campaign, "restore", str(records / name), "--storage-path", str(tmp_path / "next")]
-    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    script.restore_run(records / name, tmp_path / "next")
     leg(tmp_path / "next", 4, "--resume")
     (result_file,) = (tmp_path / "next" / name).glob("*/result.json")
     resumed = [json.loads(line) for line in result_file.read_text().splitlines()]
