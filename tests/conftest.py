@@ -17,8 +17,14 @@ import ray.rllib  # noqa: E402, F401
 import ray.tune.trainable.trainable as trainable_module  # noqa: E402
 
 # Short: Ray's socket paths must stay under the 107-byte AF_UNIX limit.
-# RLLIB_SEAC_RAY_TEMP_DIR lets two test sessions on one machine keep apart.
-RAY_TEMP_DIR = os.environ.get("RLLIB_SEAC_RAY_TEMP_DIR", "/tmp/rllib_seac_ray_tests")
+# RLLIB_SEAC_RAY_TEMP_DIR lets two test sessions on one machine keep apart; each
+# pytest-xdist worker has a Ray of its own.
+RAY_TEMP_DIR = "_".join(
+    [
+        os.environ.get("RLLIB_SEAC_RAY_TEMP_DIR", "/tmp/rllib_seac_ray_tests"),
+        os.environ.get("PYTEST_XDIST_WORKER", "main"),
+    ]
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

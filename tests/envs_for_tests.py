@@ -1,7 +1,10 @@
 """Small MultiAgentEnvs that break SEAC's contract on purpose (its spaces, finite
-rewards) or that cannot be pickled into a checkpoint."""
+rewards), that cannot be pickled into a checkpoint, or whose process dies."""
 
+import os
+import signal
 import threading
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -35,6 +38,32 @@ class SpacesEnv(MultiAgentEnv):
         obs, _ = self.reset()
         flags = dict.fromkeys([*self.agents, "__all__"], False)
         return obs, dict.fromkeys(self.agents, 0.0), flags, dict(flags), {}
+
+
+class KilledOnceEnv(SpacesEnv):
+    """SpacesEnv whose process is killed (SIGKILL, as a crash or the OOM killer would)
+    at the first step that finds a trial checkpoint under `run_dir`: once per run,
+    marked by the file `run_dir/killed` (the killed process id)."""
+
+    CHECK_EVERY = 10  # steps between looks for a checkpoint
+
+    def __init__(self, config=None):
+        config = dict(config or {})
+        self.run_dir = Path(config.pop("run_dir"))
+        super().__init__(config)
+        self.steps = 0
+
+    def step(self, action_dict):
+        self.steps += 1
+        if self.steps % self.CHECK_EVERY == 0 and self._checkpoint_before_the_kill():
+            (self.run_dir / "killed").write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().step(action_dict)
+
+    def _checkpoint_before_the_kill(self) -> bool:
+        if (self.run_dir / "killed").exists():
+            return False
+        return any(self.run_dir.glob("*/checkpoint_*/rllib_checkpoint.json"))
 
 
 class NanRewardEnv(MultiAgentEnv):

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from rllib_seac.cli import main
+from tests.trial_results import trial_results
 
 LBF = "Foraging-8x8-2p-2f-v3"
 RWARE = "rware-tiny-2ag-v2"
-# Seconds a background check waits for a run's first result.
-FIRST_RESULT_S = 120
+# Seconds a background check waits for a run's first result (a trial on a busy
+# machine can take minutes to start).
+FIRST_RESULT_S = 600
 # A λ sweep of SEAC (evaluated after every iteration) and RLlib's PPO (IPPO) on LBF
 # with 10-step episodes, so that episodes end within each short run.
 SWEEP_AND_IPPO = f"""\
@@ -43,14 +45,6 @@ ippo:
         num_epochs: 1
         env_config: {{max_episode_steps: 10}}
 """
-
-
-def results(run_dir: Path) -> list[dict]:
-    return [
-        json.loads(line)
-        for f in sorted(run_dir.glob("*/result.json"))
-        for line in f.read_text().splitlines()
-    ]
 
 
 def run(argv: list[str]) -> tuple[int, str]:
@@ -187,14 +181,18 @@ def test_wandb_key_alone_logs_to_a_project_named_after_the_experiment():
 
 def interrupt_after_first_result(run_dir: Path, sent: list, timeout_s: float) -> None:
     """Ctrl-C (SIGINT to this process) once the run has reported a result: by then
-    `rllib train` has its handler in place."""
+    `rllib train` has its handler in place. Without a result in `timeout_s`, Ctrl-C
+    twice (end at once), so that the run ends either way and the test fails."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if results(run_dir):
+        if trial_results(run_dir):
             os.kill(os.getpid(), signal.SIGINT)
             sent.append(True)
             return
         time.sleep(0.1)
+    for _ in range(2):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
 
 
 @pytest.mark.slow
@@ -222,13 +220,13 @@ def test_interrupted_run_resumes_from_its_interrupt_checkpoint_with_a_new_stop(t
     resume = out.split("Resume with:\n", 1)[1].strip()
     assert resume == shlex.join(["rllib", *argv, "--stop-iters", "1000000", "--resume"])
 
-    before = results(run_dir)
+    before = trial_results(run_dir)
     target = before[-1]["training_iteration"] + 2
     code, out = run([*argv, "--resume", "--stop-iters", str(target), "-v"])
     assert code == 0, out
     assert f"resumed from {saved}" in out
     assert "reported" in out  # -v: Tune's line per result
-    after = results(run_dir)[len(before) :]
+    after = trial_results(run_dir)[len(before) :]
     # From the interrupt checkpoint (not from iteration 0), to the new stop.
     assert after[0]["iterations_since_restore"] == 1 and after[0]["training_iteration"] > 1
     assert after[-1]["training_iteration"] == target

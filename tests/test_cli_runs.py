@@ -2,20 +2,14 @@
 shared module), Tune's experiment keys, the user's own env, loggers, auto-retry."""
 
 import json
-import os
-import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from rllib_seac.cli import main
+from tests.trial_results import trial_results
 
 RWARE = "rware-tiny-2ag-v2"
-# Seconds of its own time a killed-and-restarted trial runs: far longer than the
-# kill takes to land after the first checkpoint, even on a busy machine.
-TRIAL_S = 20
 # Seconds of its own time an APPO trial gets to make its first update.
 APPO_BOUND_S = 300
 # Ray 2.40's old keys, as a 2.40 user writes a PPO file; kept tiny for one iteration.
@@ -47,18 +41,10 @@ def write(tmp_path, text: str) -> str:
     return str(path)
 
 
-def results(run_dir: Path) -> list[dict]:
-    return [
-        json.loads(line)
-        for f in sorted(run_dir.glob("*/result.json"))
-        for line in f.read_text().splitlines()
-    ]
-
-
 def test_ppo_on_rware_one_module_per_agent(tmp_path, capsys):
     args = ["train", "file", write(tmp_path, IPPO_240), "--storage-path", str(tmp_path)]
     assert main(args) == 0
-    (result,) = results(tmp_path / "ippo")
+    (result,) = trial_results(tmp_path / "ippo")
     assert result["num_env_steps_sampled_lifetime"] == 200
     assert {"agent_0", "agent_1"} <= set(result["learners"])  # IPPO: a module each
     assert "shared" not in result["learners"]
@@ -72,7 +58,7 @@ def test_ppo_from_flags_with_a_shared_module(tmp_path):
     args = ["train", "--algo", "PPO", "--env", RWARE, "--config", config]
     args += ["--stop", '{"training_iteration": 1}', "--storage-path", str(tmp_path)]
     assert main(args) == 0
-    (result,) = results(tmp_path / f"ppo-{RWARE}")
+    (result,) = trial_results(tmp_path / f"ppo-{RWARE}")
     assert "shared" in result["learners"]
     assert not {"agent_0", "agent_1"} & set(result["learners"])
 
@@ -81,7 +67,7 @@ def test_dqn_on_rware_gets_a_multi_agent_replay_buffer(tmp_path):
     # DQN's default PrioritizedEpisodeReplayBuffer cannot hold multi-agent episodes.
     args = ["train", "--algo", "DQN", "--env", RWARE, "--stop", '{"training_iteration": 1}']
     assert main([*args, "--storage-path", str(tmp_path)]) == 0
-    (result,) = results(tmp_path / f"dqn-{RWARE}")
+    (result,) = trial_results(tmp_path / f"dqn-{RWARE}")
     assert result["num_env_steps_sampled_lifetime"] > 0
     assert {"agent_0", "agent_1"} <= set(result["learners"])
 
@@ -99,7 +85,7 @@ def test_appo_learning_in_the_trial_process_fits_two_cpus(tmp_path):
     text = appo("{num_env_runners: 1, num_learners: 0}", stop)
     args = ["train", "file", write(tmp_path, text), "--storage-path", str(tmp_path)]
     assert main(args) == 0
-    last = results(tmp_path / "appo")[-1]
+    last = trial_results(tmp_path / "appo")[-1]
     assert "agent_0" in last["learners"], f"APPO did not train in {APPO_BOUND_S} s"
     assert last["num_env_steps_sampled_lifetime"] > 0
     assert {"agent_0", "agent_1"} <= set(last["learners"])  # a module per agent
@@ -205,48 +191,26 @@ def test_wandb_offline_and_mlflow_file_store(tmp_path, monkeypatch):
     assert [m.value for m in history] == [1, 2]
 
 
-def kill_trial_after_its_first_checkpoint(run_dir: Path, killed: list, timeout_s: float):
-    """Kills the trial's process (SIGKILL, as a crash or the OOM killer would) once
-    it has written a checkpoint."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        done = list(run_dir.glob("*/checkpoint_*/rllib_checkpoint.json"))
-        lines = [r for r in results(run_dir) if r.get("pid")] if done else []
-        if lines:
-            os.kill(lines[-1]["pid"], signal.SIGKILL)
-            killed.append(lines[-1]["pid"])
-            return
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 def test_max_failures_restarts_a_killed_trial_from_its_checkpoint(tmp_path, capsys):
-    # The trial runs for TRIAL_S seconds of its own time, not a number of iterations:
-    # a fast machine could finish any fixed count before the kill lands.
+    # The env kills its trial's process once the trial has a checkpoint (after
+    # iteration 2): what a crash or the OOM killer does, at a known point of the run.
     per_iteration = 20 * 20  # 20 updates of 4 envs x 5 steps
+    run_dir = tmp_path / "x"
     text = f"""\
 x:
     run: SEAC
-    env: {RWARE}
-    stop: {{time_total_s: {TRIAL_S}}}
-    config: {{updates_per_iteration: 20, seed: 0}}
+    env: tests.envs_for_tests:KilledOnceEnv
+    stop: {{training_iteration: 6}}
+    config: {{updates_per_iteration: 20, seed: 0, env_config: {{run_dir: {run_dir}}}}}
 """
-    run_dir, killed = tmp_path / "x", []
-    killer = threading.Thread(
-        target=kill_trial_after_its_first_checkpoint, args=(run_dir, killed, 120)
-    )
-    killer.start()
     args = ["train", "file", write(tmp_path, text), "--storage-path", str(tmp_path)]
-    try:
-        code = main([*args, "--checkpoint-freq", "2", "--max-failures", "1"])
-    finally:
-        killer.join()
-    assert killed, "no checkpoint within 120 s"
-    assert code == 0
-    lines = results(run_dir)
-    assert lines[-1]["time_total_s"] >= TRIAL_S
+    assert main([*args, "--checkpoint-freq", "2", "--max-failures", "1"]) == 0
+    killed = int((run_dir / "killed").read_text())
+    lines = trial_results(run_dir)
+    assert lines[-1]["training_iteration"] == 6
     # The trial came back in a new process, from a checkpoint, not from zero...
-    restarts = [r for r in lines if r["iterations_since_restore"] == 1 and r["pid"] != killed[0]]
+    restarts = [r for r in lines if r["iterations_since_restore"] == 1 and r["pid"] != killed]
     assert restarts and restarts[0]["training_iteration"] > 1, restarts
     # ...with its env-step counter restored.
     for r in lines:

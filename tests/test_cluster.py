@@ -22,7 +22,7 @@ RWARE_YAML = TESTS.parent / "tuned_configs" / "rware.yaml"
 START_TIMEOUT_S = 180
 # What `ray start` says when its node missed Ray's own 30-s startup window.
 RAY_STARTUP_TIMED_OUT = "The current node timed out during startup."
-RUN_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 300
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

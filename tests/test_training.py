@@ -4,11 +4,11 @@ import os
 import pickle
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 import torch
 
 from rllib_seac import SEAC, SEACConfig
@@ -225,7 +225,7 @@ def test_same_seed_same_config_gives_identical_runs():
 
 FINGERPRINT_SCRIPT = """
 import sys, ray
-ray.init(address="local", num_cpus=1, include_dashboard=False, _temp_dir=sys.argv[1])
+ray.init(address=sys.argv[1])  # the test session's Ray: the algorithm runs in this process
 from rllib_seac import SEACConfig
 config = SEACConfig().environment("rware-tiny-4ag-v2").training(updates_per_iteration=2)
 algo = config.debugging(seed=0).build_algo()
@@ -238,20 +238,22 @@ print("fingerprint", [result["learners"][f"agent_{i}"]["policy_loss"] for i in r
 def test_same_seed_gives_identical_runs_in_processes_with_other_string_hashing():
     # Python salts str hashes per process: a set of module ids once decided which
     # module drew which initial weights, so runs differed across processes.
-    prints = []
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        # Short: Ray's socket paths must stay under the 107-byte AF_UNIX limit.
-        temp_dir = tempfile.mkdtemp(prefix="rs_hash")
-        out = subprocess.run(
-            [sys.executable, "-c", FINGERPRINT_SCRIPT, temp_dir],
-            env=env,
-            capture_output=True,
+    gcs = ray.get_runtime_context().gcs_address
+    drivers = [
+        subprocess.Popen(
+            [sys.executable, "-c", FINGERPRINT_SCRIPT, gcs],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=300,
         )
-        assert out.returncode == 0, out.stderr[-2000:]
-        prints.append([line for line in out.stdout.splitlines() if line.startswith("fingerprint")])
+        for hash_seed in ("1", "2")
+    ]
+    prints = []
+    for driver in drivers:
+        out, err = driver.communicate(timeout=300)
+        assert driver.returncode == 0, err[-2000:]
+        prints.append([line for line in out.splitlines() if line.startswith("fingerprint")])
     assert prints[0] == prints[1] != [], prints
 
 
