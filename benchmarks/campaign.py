@@ -255,6 +255,10 @@ def restore_run(record: Path, storage: Path) -> Path:
         trial_dir.mkdir()
         shutil.copy2(trial.parent / "params.json", trial_dir / "params.json")
         shutil.copytree(trial.parent / "checkpoint", trial_dir / names["checkpoint"])
+        # A resumed trial appends to these (Tune warns when they are missing); the
+        # record keeps the earlier legs' progress itself, in windows.
+        for log in ("result.json", "progress.csv"):
+            (trial_dir / log).touch()
     return run_dir
 
 
