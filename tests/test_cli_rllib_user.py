@@ -21,6 +21,8 @@ RWARE = "rware-tiny-2ag-v2"
 # Seconds a background check waits for a run's first result (a trial on a busy
 # machine can take minutes to start).
 FIRST_RESULT_S = 600
+# Seconds of its own time a run that only Ctrl-C should end is given at most.
+FIRST_RUN_BOUND_S = 300
 # A λ sweep of SEAC (evaluated after every iteration) and RLlib's PPO (IPPO) on LBF
 # with 10-step episodes, so that episodes end within each short run.
 SWEEP_AND_IPPO = f"""\
@@ -179,20 +181,18 @@ def test_wandb_key_alone_logs_to_a_project_named_after_the_experiment():
     assert callback.project == f"seac-{RWARE}" and callback.api_key == "0" * 40
 
 
-def interrupt_after_first_result(run_dir: Path, sent: list, timeout_s: float) -> None:
+def interrupt_after_first_result(
+    run_dir: Path, sent: list, done: threading.Event, timeout_s: float
+) -> None:
     """Ctrl-C (SIGINT to this process) once the run has reported a result: by then
-    `rllib train` has its handler in place. Without a result in `timeout_s`, Ctrl-C
-    twice (end at once), so that the run ends either way and the test fails."""
+    `rllib train` has its handler in place. Nothing once the run has ended (`done`)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while not done.is_set() and time.monotonic() < deadline:
         if trial_results(run_dir):
             os.kill(os.getpid(), signal.SIGINT)
             sent.append(True)
             return
-        time.sleep(0.1)
-    for _ in range(2):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(1)
+        done.wait(0.1)
 
 
 @pytest.mark.slow
@@ -200,16 +200,19 @@ def test_interrupted_run_resumes_from_its_interrupt_checkpoint_with_a_new_stop(t
     storage = tmp_path / "results"
     run_dir = storage / f"seac-{RWARE}"
     argv = ["train", "--algo", "SEAC", "--env", RWARE, "--storage-path", str(storage)]
-    # No periodic checkpoint, a stop far away: only Ctrl-C ends the first run.
+    # No periodic checkpoint, and a stop far away (seconds of the trial's own time, so
+    # that the run ends even if no Ctrl-C comes): only Ctrl-C ends the first run.
     argv += ["--config", '{"updates_per_iteration": 2}', "--checkpoint-freq", "0"]
-    sent = []
+    first_stop = ["--stop", json.dumps({"time_total_s": FIRST_RUN_BOUND_S})]
+    sent, done = [], threading.Event()
     watcher = threading.Thread(
-        target=interrupt_after_first_result, args=(run_dir, sent, FIRST_RESULT_S)
+        target=interrupt_after_first_result, args=(run_dir, sent, done, FIRST_RESULT_S)
     )
     watcher.start()
     try:
-        code, out = run([*argv, "--stop-iters", "1000000"])
+        code, out = run([*argv, *first_stop])
     finally:
+        done.set()
         watcher.join()
     assert sent, f"no result within {FIRST_RESULT_S} s"
     assert code == 130, out
@@ -218,7 +221,7 @@ def test_interrupted_run_resumes_from_its_interrupt_checkpoint_with_a_new_stop(t
     saved = saved_line.split(": ", 1)[1]
     assert Path(saved).is_dir()
     resume = out.split("Resume with:\n", 1)[1].strip()
-    assert resume == shlex.join(["rllib", *argv, "--stop-iters", "1000000", "--resume"])
+    assert resume == shlex.join(["rllib", *argv, *first_stop, "--resume"])
 
     before = trial_results(run_dir)
     target = before[-1]["training_iteration"] + 2
