@@ -133,12 +133,15 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
     records = tmp_path / "records"
     name = "paper-lbf-8x8-2p-2f-coop"
 
-    def leg(storage, iterations: int, *extra: str) -> None:
+    def leg(storage, *extra: str) -> None:
         args = ["train", "file", str(ROOT / f"tuned_configs/paper/{name[6:]}.yaml")]
         # 40 env steps per iteration (2 updates of 4 envs x 5 steps), a snapshot each.
         args += ["--config", '{"seed": 0, "seac_lambda": 0.0, "updates_per_iteration": 2}']
         args += ["--checkpoint-freq", "1", "--storage-path", str(storage)]
-        assert main([*args, "--stop", f'{{"training_iteration": {iterations}}}', *extra]) == 0
+        assert main([*args, *extra]) == 0
+
+    def stop(iterations: int) -> list[str]:
+        return ["--stop", f'{{"training_iteration": {iterations}}}']
 
     # record and restore in this process (each a subprocess would start torch and Ray
     # again); report below runs the script's command line.
@@ -150,7 +153,7 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
         script.record_run(storage / name, records, episodes=2, window=80)
         return records / name / "IAC-seed0"
 
-    leg(tmp_path / "first", 2)
+    leg(tmp_path / "first", *stop(2))
     trial = record(tmp_path / "first")
     snapshots = json.loads((trial / "snapshots.json").read_text())
     assert [s["env_steps"] for s in snapshots] == [40, 80]
@@ -163,7 +166,7 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
     # A later session: only the record is left; the run continues from its checkpoint.
     shutil.rmtree(tmp_path / "first")
     script.restore_run(records / name, tmp_path / "next")
-    leg(tmp_path / "next", 4, "--resume")
+    leg(tmp_path / "next", *stop(4), "--resume")
     (result_file,) = (tmp_path / "next" / name).glob("*/result.json")
     resumed = [json.loads(line) for line in result_file.read_text().splitlines()]
     # (Tune carries the earlier leg's rows over into the restored trial's result.json.)
@@ -180,6 +183,13 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
     with (trial / "progress.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [float(r["num_env_steps_sampled_lifetime"]) for r in rows] == [80, 160]
+
+    # A later Tune run in which the finished trial does not run adds no leg to it.
+    shutil.rmtree(tmp_path / "next")
+    script.restore_run(records / name, tmp_path / "third")
+    leg(tmp_path / "third", "--resume")  # no new stop: the finished trial stays done
+    trial = record(tmp_path / "third")
+    assert len(json.loads((trial / "legs.json").read_text())) == 2
 
     report = subprocess.run(
         [*campaign, "report", str(records / name)], capture_output=True, text=True, env=env
