@@ -139,11 +139,10 @@ def record_trial(trial_dir: Path, record: Path, leg_id: str, episodes: int, wind
     results = read_results(trial_dir / "result.json")
 
     legs = _read_json(dest / "legs.json", [])
-    if legs and legs[-1]["run"] != leg_id:
-        if not any(steps_of(r) > legs[-1]["end_steps"] for r in results):
-            return name  # it did not run in this Tune run (finished before, or pending)
     if not legs or legs[-1]["run"] != leg_id:
         start = legs[-1]["end_steps"] if legs else 0
+        if legs and not any(steps_of(r) > start for r in results):
+            return name  # it did not run in this Tune run (finished before, or pending)
         legs.append({"leg": len(legs) + 1, "run": leg_id, "start_steps": start})
     leg = legs[-1]
     rows = [r for r in read_rows(dest / "progress.csv") if r[STEPS] <= leg["start_steps"]]
