@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 FILES = ("tuned_configs/rware-tiny-4ag-seppo.yaml", "tuned_configs/rware-tiny-4ag-ippo.yaml")
@@ -62,6 +63,10 @@ def main(argv=None) -> int:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    # Both on one torch thread, as in a Tune trial (Ray's workers get one) and as
+    # SEPPOConfig's torch_num_threads sets it; RLlib's PPO would keep torch's count
+    # in this process, and two threads spinning on one busy core run ~10x slower.
+    torch.set_num_threads(1)
     runs = [build(path) for path in args.files]
     figures = {
         name: {"run": run, "env_steps": 0, "wall_s": 0.0, "cpu_s": 0.0, "learner_s": 0.0}

@@ -345,6 +345,9 @@ def trained_weights(config, iterations=3):
 @pytest.mark.slow
 def test_lambda_zero_trains_rllibs_ippo_weights():
     register_envs([RWARE])
+    # SEPPOConfig runs torch on one thread (torch_num_threads); RLlib's PPO leaves
+    # torch's own count, which can sum in another order.
+    torch.set_num_threads(1)
     ippo = trained_weights(rware_config(PPOConfig()))
     seppo0 = trained_weights(rware_config(SEPPOConfig(), 0.0))
     seppo1 = trained_weights(rware_config(SEPPOConfig(), 1.0))
@@ -370,12 +373,29 @@ def test_validate_gives_each_agent_a_module_and_refuses_bad_settings():
     minus_one = SEPPOConfig().environment(RWARE).env_runners(num_env_runners=0)
     with pytest.raises(SEPPOConfigError, match="seppo_lambda must be a number >= 0, got -1"):
         minus_one.training(seppo_lambda=-1).build_algo()
+    threads = SEPPOConfig().update_from_dict({"torch_num_threads": 0})
+    with pytest.raises(SEPPOConfigError, match="torch_num_threads must be an integer >= 1"):
+        threads.validate()
     lstm = SEPPOConfig().environment(RWARE).rl_module(model_config={"use_lstm": True})
     with pytest.raises(SEPPOConfigError, match="recurrent modules"):
         lstm.validate()
     spaces = SEPPOConfig().environment(SpacesEnv, env_config={"carrier_obs": 5})
     with pytest.raises(SEPPOConfigError, match="SE-PPO needs identical observation spaces"):
         spaces.validate()
+
+
+def test_the_algorithms_process_runs_torch_on_torch_num_threads():
+    # One thread by default; None leaves the process's own count.
+    register_envs([RWARE])
+    before = torch.get_num_threads()
+    try:
+        for threads, expected in ((1, 1), (None, 2)):
+            torch.set_num_threads(2)
+            config = rware_config(SEPPOConfig(), 1.0)
+            config.update_from_dict({"torch_num_threads": threads}).build_algo().stop()
+            assert torch.get_num_threads() == expected, threads
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from rllib_seac.seppo.connector import (
     SharedExperienceAdvantages,
 )
 from rllib_seac.seppo.minibatches import AlignedMiniBatchIterator
+from rllib_seac.torch_threads import set_torch_threads
 
 OTHERS_POLICY_LOSS_KEY = "others_policy_loss"
 OTHERS_VF_LOSS_KEY = "others_vf_loss"
@@ -33,6 +34,7 @@ class SEPPOTorchLearner(ReplacesMinibatchIterator, PPOTorchLearner):
     """
 
     def build(self) -> None:
+        set_torch_threads(getattr(self.config, "torch_num_threads", None))
         super().build()
         self._module_ids = list(self.module.keys())
         self._lambda = getattr(self.config, "seppo_lambda", 1.0)

@@ -9,24 +9,18 @@ other.
 
 from __future__ import annotations
 
-import math
-
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 
 from rllib_seac._rllib_internals import mark_notices_not_for_our_algorithms_shown
 from rllib_seac.agent_modules import agents_of_each_module, complete_grouping
-from rllib_seac.config_checks import CheckedConfig
+from rllib_seac.config_checks import CheckedConfig, is_int, is_number
 
 mark_notices_not_for_our_algorithms_shown()
 
 
 class SEPPOConfigError(ValueError):
     """An SE-PPO setting that cannot work, with the one message that says why."""
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class SEPPOConfig(CheckedConfig, PPOConfig):
@@ -36,6 +30,9 @@ class SEPPOConfig(CheckedConfig, PPOConfig):
       agent's loss; 0 is IPPO.
     - `is_weight_clip` (default None): an upper bound on the importance weights
       pi_i / pi_k, unclipped when None (as SEAC's default).
+    - `torch_num_threads` (default 1): torch's thread count in each process that
+      runs the learner (with the default `num_learners=0`, the algorithm's own
+      process, which also steps the local env runner); None leaves torch's setting.
 
     Without `multi_agent(...)`, `validate()` gives each agent of the env its own
     module, named after the agent. Every agent must act at every env step, with
@@ -53,6 +50,10 @@ class SEPPOConfig(CheckedConfig, PPOConfig):
         super().__init__(algo_class=algo_class or SEPPO)
         self.seppo_lambda = 1.0
         self.is_weight_clip = None
+        # PPO's per-step action sampling works on a few rows: on a busy machine, two
+        # torch threads spin against each other and env stepping (10x slower in
+        # docs/seppo.md's measurement). Ray's workers get one thread already.
+        self.torch_num_threads = 1
 
     def training(self, *, seppo_lambda=NotProvided, is_weight_clip=NotProvided, **kwargs):
         super().training(**kwargs)
@@ -82,11 +83,17 @@ class SEPPOConfig(CheckedConfig, PPOConfig):
         def fail(msg):
             raise SEPPOConfigError(f"Bad SE-PPO config: {msg}")
 
-        if not _is_number(self.seppo_lambda) or self.seppo_lambda < 0:
+        if not is_number(self.seppo_lambda) or self.seppo_lambda < 0:
             fail(f"seppo_lambda must be a number >= 0, got {self.seppo_lambda!r}.")
         clip = self.is_weight_clip
-        if clip is not None and not (_is_number(clip) and clip > 0):
+        if clip is not None and not (is_number(clip) and clip > 0):
             fail(f"is_weight_clip must be None or a number > 0, got {clip!r}.")
+        threads = self.torch_num_threads
+        if threads is not None and not (is_int(threads) and threads >= 1):
+            fail(
+                "torch_num_threads must be an integer >= 1 (or None: torch's own), "
+                f"got {threads!r}."
+            )
         model = self.model_config if isinstance(self.model_config, dict) else {}
         if model.get("use_lstm") or model.get("use_attention"):
             fail("recurrent modules (use_lstm, use_attention) are not supported.")
