@@ -1,6 +1,6 @@
 """Env steps/s of each wrapped env next to the raw env it wraps (random actions, one process).
 
-    python benchmarks/env_speed.py [--seconds 10] [--json] [--rware-own-step]
+    python benchmarks/env_speed.py [--seconds 10] [--json] [--own-step]
 
 An env step is one step of one env with all agents acting. The raw env is the
 package's own env as its users step it: rware and lbforaging through gymnasium with
@@ -8,8 +8,9 @@ a tuple of actions, predator-prey as MPE's simple_tag parallel env with the prey
 acting (randomly) too. Random actions are drawn before timing, so only the envs are
 timed, and raw and wrapped take turns every 100 steps so machine noise hits both alike.
 Overhead is the wrapper's extra time per step, in % of the raw env's; negative when
-the wrapped env is faster: the rware wrapper steps FastWarehouse (rware's dynamics,
-faster). --rware-own-step wraps rware's own class instead, to time the wrapper alone.
+the wrapped env is faster: the rware and LBF wrappers step FastWarehouse and
+FastForaging (rware's and lbforaging's dynamics, faster). --own-step wraps rware's and
+lbforaging's own classes instead, to time the wrappers alone.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def raw_stepper(name: str):
 def wrapped_stepper(name: str, env_config: dict):
     from rllib_seac import make_env
 
-    env = make_env(name, env_config if name.startswith("rware") else {})
+    env = make_env(name, env_config if name.startswith(("rware", "Foraging")) else {})
     env.reset(seed=0)
     spaces = {aid: env.get_action_space(aid) for aid in env.possible_agents}
     actions = itertools.cycle(random_actions(spaces))
@@ -120,13 +121,16 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     parser.add_argument(
-        "--rware-own-step", action="store_true", help="wrap rware's own Warehouse class"
+        "--own-step",
+        action="store_true",
+        help="wrap rware's and lbforaging's own classes (Warehouse, ForagingEnv)",
     )
     args = parser.parse_args()
-    env_config = {"fast_step": not args.rware_own_step}
+    env_config = {"fast_step": not args.own_step}
     rows = [measure(name, args.seconds, env_config) for name in ENVS]
     if args.json:
-        print(json.dumps({"seconds_per_env": args.seconds, "rware": env_config, "envs": rows}))
+        settings = {"seconds_per_env": args.seconds, "rware_and_lbf": env_config}
+        print(json.dumps({**settings, "envs": rows}))
         return
     print(
         f"{'env':<28} {'raw steps/s':>12} {'wrapped steps/s':>16} {'overhead':>9} "

@@ -5,12 +5,16 @@
         [--env-config '{"fast_step": false}']
     python benchmarks/throughput.py --scaling [--seconds 20]
     python benchmarks/throughput.py --fused-vs-autograd [--env rware-tiny-4ag-v2]
+    python benchmarks/throughput.py --fast-vs-own-step [--env Foraging-15x15-3p-4f-v3]
 
 Default: SEAC and IAC with Table 2 settings (4 envs, 5-step rollouts, 64x64
 networks, Adam), their ratio, and the raw env (random actions, one process): the
 env as trained (for rware, FastWarehouse) and, for rware, rware's own step.
 --fused-vs-autograd: SEAC with the fused step (`fused_update="auto"`, the default) and
 with autograd's step (`"off"`): what the fused step is worth end to end.
+--fast-vs-own-step: SEAC on the env as trained (`fast_step`, the default: FastWarehouse
+or FastForaging) and on rware's or lbforaging's own class: what the faster env step
+is worth end to end.
 --scaling: SEAC with Table 2's 4 envs stepped in the driver, in 1 or 2 forked env
 worker processes, or in 1, 2 and 4 remote env runners; "overlapped" variants
 collect the next rollout while the learner steps (`overlap_sampling`).
@@ -149,6 +153,21 @@ def fused_vs_autograd(args) -> dict:
     }
 
 
+def fast_vs_own_step(args) -> dict:
+    algos = {
+        name: build(args.env, env_config={**args.env_config, "fast_step": fast})
+        for name, fast in (("fast", True), ("own", False))
+    }
+    rate = rates(algos, args.seconds)
+    return {
+        "env": args.env,
+        "env_config": args.env_config,
+        "seac_env_steps_per_s_fast_step": round(rate["fast"], 1),
+        "seac_env_steps_per_s_own_step": round(rate["own"], 1),
+        "fast_over_own_step": round(rate["fast"] / rate["own"], 3),
+    }
+
+
 def scaling(args) -> dict:
     variants = {
         "driver": dict(),
@@ -185,6 +204,11 @@ def main(argv=None) -> int:
         "--fused-vs-autograd", action="store_true", help="the fused step against autograd's"
     )
     parser.add_argument(
+        "--fast-vs-own-step",
+        action="store_true",
+        help="SEAC on FastWarehouse / FastForaging against rware's / lbforaging's own class",
+    )
+    parser.add_argument(
         "--env-config",
         type=json.loads,
         default={},
@@ -201,6 +225,8 @@ def main(argv=None) -> int:
         figures = scaling(args)
     elif args.fused_vs_autograd:
         figures = fused_vs_autograd(args)
+    elif args.fast_vs_own_step:
+        figures = fast_vs_own_step(args)
     else:
         figures = seac_vs_iac(args)
     ray.shutdown()

@@ -45,6 +45,15 @@ def test_throughput_reports_seac_iac_and_both_raw_rware_speeds(tmp_path):
     assert figures["command"].startswith("python ")
 
 
+@pytest.mark.slow
+def test_throughput_compares_the_fast_env_step_with_the_envs_own(tmp_path):
+    args = ("--fast-vs-own-step", "--env", "Foraging-8x8-2p-2f-v3", "--seconds", "1")
+    figures = run_json(tmp_path, "throughput.py", *args)
+    fast, own = figures["seac_env_steps_per_s_fast_step"], figures["seac_env_steps_per_s_own_step"]
+    assert fast > 0 and own > 0
+    assert figures["fast_over_own_step"] == pytest.approx(fast / own, abs=1e-3)
+
+
 def test_learner_scaling_reports_each_agent_count(tmp_path):
     figures = run_json(tmp_path, "learner_scaling.py", "--agents", "2", "4", "--repeats", "2")
     assert [row["agents"] for row in figures["rows"]] == [2, 4]

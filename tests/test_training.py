@@ -18,10 +18,10 @@ RWARE = "rware-tiny-2ag-v2"
 UPDATES = 10  # per iteration; 4 envs x 5 steps = 20 env steps per update
 
 
-def build(env_config=None, env_processes=0, **training):
+def build(env_config=None, env_processes=0, env=RWARE, **training):
     config = (
         SEACConfig()
-        .environment(RWARE, env_config=env_config or {})
+        .environment(env, env_config=env_config or {})
         .training(updates_per_iteration=UPDATES, **training)
         .env_runners(num_env_processes_per_env_runner=env_processes)
         .debugging(seed=0)
@@ -199,9 +199,9 @@ def test_env_given_as_a_function_of_the_env_config():
     assert result["env_runners"]["episode_len_mean"] == 20
 
 
-def fingerprint(env_config=None, env_processes=0):
+def fingerprint(env_config=None, env_processes=0, env=RWARE):
     """Per-iteration figures of 3 iterations and agent_1's final weights."""
-    algo = build(env_config, env_processes)
+    algo = build(env_config, env_processes, env)
     try:
         results = [algo.train() for _ in range(3)]
         return [
@@ -268,6 +268,14 @@ def test_an_env_worker_process_gives_the_same_run_as_the_driver():
 def test_rwares_own_step_gives_the_same_run_as_the_fast_one():
     (fast, fast_weights) = fingerprint()
     (own, own_weights) = fingerprint({"fast_step": False})
+    assert fast == own
+    assert all(torch.equal(fast_weights[k], own_weights[k]) for k in fast_weights)
+
+
+def test_lbforagings_own_step_gives_the_same_run_as_the_fast_one():
+    lbf = {"env": "Foraging-8x8-2p-2f-v3"}
+    (fast, fast_weights) = fingerprint({"max_episode_steps": 25}, **lbf)
+    (own, own_weights) = fingerprint({"max_episode_steps": 25, "fast_step": False}, **lbf)
     assert fast == own
     assert all(torch.equal(fast_weights[k], own_weights[k]) for k in fast_weights)
 

@@ -28,24 +28,50 @@ class LbfEnv(TupleAgentsEnv):
     (sum of the food levels x sum of the loading agents' levels), so a solved
     episode returns 1 summed over agents. lbforaging reports both the time limit and
     "all food collected" as `terminated`; only the latter is a terminal here.
+
+    `env_config["fast_step"]` (default True) steps the env with `FastForaging`,
+    which gives lbforaging's exact observations, rewards and episodes at a fraction
+    of its step's cost; False uses lbforaging's own class.
     """
 
     def __init__(self, env_id: str, env_config: dict | None = None):
         from lbforaging.foraging import ForagingEnv  # also registers the ids
 
+        from rllib_seac.envs.fast_lbf import FastForaging
+
         # Built from the id's kwargs, not gym.make: gym.make would take
         # `max_episode_steps` for a TimeLimit wrapper instead of giving it to the env.
         config = dict(env_config or {})
+        self._fast_step = config.pop("fast_step", True)
+        if not isinstance(self._fast_step, bool):
+            raise EnvConfigError(
+                f"Bad env config for {env_id}: fast_step must be true or false, "
+                f"got {self._fast_step!r}."
+            )
         check_lbf_config(env_id, config, ForagingEnv)
         kwargs = {**gym.spec(env_id).kwargs, **config}
         check_lbf_fits(env_id, kwargs)
         try:
-            env = ForagingEnv(**kwargs)
+            env = (FastForaging if self._fast_step else ForagingEnv)(**kwargs)
         except (AssertionError, MemoryError) as e:  # lbforaging asserts its settings
             raise EnvConfigError(
                 f"Bad env config for {env_id}: {str(e).strip() or type(e).__name__}"
             ) from None
         super().__init__(env)
+
+    def __setstate__(self, state: dict) -> None:
+        # Pickled mid-episode in a checkpoint. One from before `fast_step` existed holds
+        # lbforaging's own class: it goes on with FastForaging, which keeps no state
+        # of its own, so the episode continues exactly, at the faster step.
+        from lbforaging.foraging import ForagingEnv
+
+        from rllib_seac.envs.fast_lbf import FastForaging
+
+        self.__dict__.update(state)
+        if "_fast_step" not in state:
+            self._fast_step = True
+            if type(self.env) is ForagingEnv:
+                self.env.__class__ = FastForaging
 
     def _split_done(self, done: bool, truncated: bool) -> tuple[bool, bool]:
         if not done:  # the common case, without a look at the field
@@ -57,6 +83,7 @@ class LbfEnv(TupleAgentsEnv):
 def check_lbf_config(env_id: str, config: dict, env_class) -> None:
     """The env config's keys are ForagingEnv's arguments, each in its range."""
     known = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    known.append("fast_step")  # LbfEnv's own (taken out before this check)
     check_known_keys(env_id, config, known)
     for key in AT_LEAST_ONE:
         check_int(env_id, config, key, 1)
