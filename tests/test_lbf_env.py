@@ -81,7 +81,8 @@ def test_solved_episode_returns_one_summed_over_agents(env_id):
         ("max_num_food", 0, "max_num_food must be an integer >= 1, got 0"),
         ("sight", 0, "sight must be an integer >= 1, got 0"),
         ("field_size", (8, 0), "field_size must be two integers >= 1 (rows, columns), got (8, 0)"),
-        ("max_steps", 25, "unknown key(s) max_steps; known: field_size, force_coop"),
+        ("max_steps", 25, "unknown key(s) max_steps; known: fast_step, field_size, force_coop"),
+        ("fast_step", "no", "fast_step must be true or false, got 'no'"),
     ],
 )
 def test_settings_the_env_would_misuse_are_refused(key, value, message):
