@@ -9,8 +9,10 @@ acting (randomly) too. Random actions are drawn before timing, so only the envs 
 timed, and raw and wrapped take turns every 100 steps so machine noise hits both alike.
 Overhead is the wrapper's extra time per step, in % of the raw env's; negative when
 the wrapped env is faster: the rware and LBF wrappers step FastWarehouse and
-FastForaging (rware's and lbforaging's dynamics, faster). --own-step wraps rware's and
-lbforaging's own classes instead, to time the wrappers alone.
+FastForaging (rware's and lbforaging's dynamics, faster), and predator-prey steps MPE's
+world without PettingZoo's parallel wrapper. --own-step (`fast_step: false`) wraps
+rware's and lbforaging's own classes and PettingZoo's wrapper instead, to time the
+wrappers alone.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def raw_stepper(name: str):
 def wrapped_stepper(name: str, env_config: dict):
     from rllib_seac import make_env
 
-    env = make_env(name, env_config if name.startswith(("rware", "Foraging")) else {})
+    env = make_env(name, env_config)
     env.reset(seed=0)
     spaces = {aid: env.get_action_space(aid) for aid in env.possible_agents}
     actions = itertools.cycle(random_actions(spaces))
@@ -123,13 +125,13 @@ def main() -> None:
     parser.add_argument(
         "--own-step",
         action="store_true",
-        help="wrap rware's and lbforaging's own classes (Warehouse, ForagingEnv)",
+        help="wrap rware's and lbforaging's own classes and PettingZoo's parallel wrapper",
     )
     args = parser.parse_args()
     env_config = {"fast_step": not args.own_step}
     rows = [measure(name, args.seconds, env_config) for name in ENVS]
     if args.json:
-        settings = {"seconds_per_env": args.seconds, "rware_and_lbf": env_config}
+        settings = {"seconds_per_env": args.seconds, "env_config": env_config}
         print(json.dumps({**settings, "envs": rows}))
         return
     print(

@@ -12,9 +12,10 @@ networks, Adam), their ratio, and the raw env (random actions, one process): the
 env as trained (for rware, FastWarehouse) and, for rware, rware's own step.
 --fused-vs-autograd: SEAC with the fused step (`fused_update="auto"`, the default) and
 with autograd's step (`"off"`): what the fused step is worth end to end.
---fast-vs-own-step: SEAC on the env as trained (`fast_step`, the default: FastWarehouse
-or FastForaging) and on rware's or lbforaging's own class: what the faster env step
-is worth end to end.
+--fast-vs-own-step: SEAC on the env as trained (`fast_step`, the default: FastWarehouse,
+FastForaging, or predator-prey's direct world step) and with `fast_step: false`
+(rware's or lbforaging's own class, PettingZoo's parallel wrapper): what the faster env
+step is worth end to end.
 --scaling: SEAC with Table 2's 4 envs stepped in the driver, in 1 or 2 forked env
 worker processes, or in 1, 2 and 4 remote env runners; "overlapped" variants
 collect the next rollout while the learner steps (`overlap_sampling`).
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--fast-vs-own-step",
         action="store_true",
-        help="SEAC on FastWarehouse / FastForaging against rware's / lbforaging's own class",
+        help="SEAC with the env's fast_step against fast_step false",
     )
     parser.add_argument(
         "--env-config",

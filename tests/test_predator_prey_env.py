@@ -27,7 +27,8 @@ def test_config_keys():
         "max_cycles": (0, "max_cycles must be an integer >= 1, got 0"),
         "num_obstacles": (-1, "num_obstacles must be an integer >= 0, got -1"),
         "prey_speed": (0, "prey_speed must be a number > 0, got 0"),
-        "predators": (3, "unknown key(s) predators; known: max_cycles, num_obstacles"),
+        "predators": (3, "unknown key(s) predators; known: fast_step, max_cycles, num_obstacles"),
+        "fast_step": ("no", "fast_step must be true or false, got 'no'"),
     }
     for key, (value, message) in bad.items():
         with pytest.raises(EnvConfigError) as error:
@@ -107,3 +108,47 @@ def test_prey_flees_the_nearest_predator_and_stays_in_the_arena():
         assert np.abs(env._prey.state.p_pos).max() < 1.0
         if truncateds["__all__"]:
             env.reset()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"num_predators": 4, "num_obstacles": 0, "max_cycles": 10, "prey_speed": 1.0}],
+)
+def test_the_fast_step_gives_the_episodes_of_pettingzoos_wrapper(config):
+    # The same seed and actions through MPE's AEC env and PettingZoo's parallel
+    # wrapper (fast_step false) and through the world step directly.
+    fast = make_env("predator-prey-sparse", config)
+    wrapped = make_env("predator-prey-sparse", {**config, "fast_step": False})
+    rng = np.random.default_rng(0)
+    seen = {"penalties": 0, "catches": 0, "ends": 0}
+    for episode in range(30):
+        first = fast.reset(seed=episode), wrapped.reset(seed=episode)
+        assert_same_step(*first)
+        if episode % 3 == 0:  # the predators start around the prey: catches
+            for env in (fast, wrapped):
+                prey = env._prey.state.p_pos
+                for k, predator in enumerate(env._predators):
+                    predator.state.p_pos = prey + 0.08 * np.array([np.cos(k), np.sin(k)])
+        done = False
+        while not done:
+            actions = {aid: int(rng.integers(5)) for aid in fast.agents}
+            ours, theirs = fast.step(actions), wrapped.step(actions)
+            assert_same_step(ours, theirs)
+            rewards = list(ours[1].values())
+            seen["penalties"] += sum(r < 0 for r in rewards)
+            seen["catches"] += sum(r > 0 for r in rewards)
+            done = ours[3]["__all__"] or ours[2]["__all__"]
+        seen["ends"] += 1
+    assert seen["penalties"] > 0 and seen["catches"] > 0, seen
+
+
+def assert_same_step(ours: tuple, theirs: tuple) -> None:
+    """Equal dicts, arrays compared by value and dtype."""
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], np.ndarray):
+                assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
+            else:
+                assert a[key] == b[key], key

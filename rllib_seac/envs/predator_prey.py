@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-from rllib_seac.envs.checks import check_int, check_known_keys, check_positive
-from rllib_seac.envs.pettingzoo import PettingZooParallelAdapter
+from rllib_seac.envs.checks import EnvConfigError, check_int, check_known_keys, check_positive
+from rllib_seac.envs.pettingzoo import PettingZooParallelAdapter, end_of_episode
 
 ENV_NAME = "predator-prey-sparse"
 
@@ -25,6 +25,9 @@ DEFAULTS = {
     "prey_speed": 0.5,
     # MPE's: "rgb_array" makes render() return frames, with no display needed.
     "render_mode": None,
+    # Step MPE's world directly (`PredatorPreyEnv.step`); False: through
+    # PettingZoo's AEC-to-parallel wrapper. The same episodes either way.
+    "fast_step": True,
 }
 # The prey is pulled back towards the centre beyond this |coordinate|, hard enough to
 # beat the predators' push near the edge: a prey that leaves the arena is never caught.
@@ -69,7 +72,13 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
     as a truncation. Predators share their spaces, so no SuperSuit padding is needed.
 
     Config keys: num_predators (>= 2), max_cycles, num_obstacles, prey_speed,
-    render_mode.
+    render_mode, fast_step.
+
+    With `fast_step` (the default) a step sets every agent's action and runs MPE's
+    own world step and observations, without PettingZoo's AEC-to-parallel wrapper
+    (which steps the agents one by one and computes every agent's observation twice)
+    and without MPE's rewards (replaced here). The episodes are the same
+    (tests/test_predator_prey_env.py steps both side by side).
     """
 
     def __init__(self, env_config: dict | None = None):
@@ -85,7 +94,13 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
             continuous_actions=False,
             render_mode=config["render_mode"],
         )
+        # MPE renders a "human" window inside its AEC step: that mode keeps it.
         world = env.unwrapped.world
+        self._fast_step = (
+            config["fast_step"]
+            and config["render_mode"] != "human"
+            and all(a.movable and a.silent for a in world.agents)
+        )
         self._predators = [a for a in world.agents if a.adversary]
         (self._prey,) = [a for a in world.agents if not a.adversary]
         # simple_tag's reset_world leaves speeds alone (without its curriculum option).
@@ -97,6 +112,32 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
             agents=[p.name for p in self._predators],
             other_actions=self._prey_action,
         )
+
+    # An env pickled mid-episode before `fast_step` existed keeps the wrapper's step.
+    _fast_step = False
+
+    def step(self, action_dict):
+        if not self._fast_step:
+            return super().step(action_dict)
+        mpe = self.env.unwrapped
+        actions = {**action_dict, **self._prey_action()}
+        # What MPE's AEC step does once the last agent has acted (mpe2 1.1's SimpleEnv
+        # `_execute_world_step`, with every agent movable and silent, then `steps` and
+        # `max_cycles`), less MPE's rewards, which `_rewards` replaces.
+        for agent in mpe.world.agents:
+            action = actions[agent.name] % (2 * mpe.world.dim_p + 1)
+            mpe._set_action([action], agent, mpe.action_spaces[agent.name])
+        mpe.world.step()
+        mpe.steps += 1
+        truncated = mpe.steps >= mpe.max_cycles
+        ended = truncated or mpe.scenario.is_terminal(mpe.world)
+        terminated, truncated = end_of_episode(
+            self.agents,
+            dict.fromkeys(self.agents, ended and not truncated),
+            dict.fromkeys(self.agents, truncated),
+        )
+        obs = {aid: mpe.observe(aid) for aid in self.agents}
+        return obs, self._rewards(None), terminated, truncated, {aid: {} for aid in self.agents}
 
     def _predator_positions(self) -> list[list[float]]:
         return [p.state.p_pos.tolist() for p in self._predators]
@@ -123,3 +164,8 @@ def check_predator_prey_config(config: dict) -> None:
     check_int(ENV_NAME, config, "max_cycles", 1)
     check_int(ENV_NAME, config, "num_obstacles", 0)
     check_positive(ENV_NAME, config, "prey_speed")
+    if not isinstance(config.get("fast_step", True), bool):
+        raise EnvConfigError(
+            f"Bad env config for {ENV_NAME}: fast_step must be true or false, "
+            f"got {config['fast_step']!r}."
+        )
