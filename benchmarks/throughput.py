@@ -139,34 +139,33 @@ def seac_vs_iac(args) -> dict:
     }
 
 
-def fused_vs_autograd(args) -> dict:
-    algos = {
-        mode: build(args.env, env_config=args.env_config, fused_update=mode)
-        for mode in ("auto", "off")
-    }
+def one_against_another(args, variants: dict, ratio_key: str) -> dict:
+    """SEAC in two variants (name -> `build` keyword arguments), alternating."""
+    algos = {name: build(args.env, **kwargs) for name, kwargs in variants.items()}
     rate = rates(algos, args.seconds)
+    first, second = variants
     return {
         "env": args.env,
         "env_config": args.env_config,
-        "seac_env_steps_per_s_fused": round(rate["auto"], 1),
-        "seac_env_steps_per_s_autograd": round(rate["off"], 1),
-        "fused_over_autograd": round(rate["auto"] / rate["off"], 3),
+        **{f"seac_env_steps_per_s_{name}": round(r, 1) for name, r in rate.items()},
+        ratio_key: round(rate[first] / rate[second], 3),
     }
+
+
+def fused_vs_autograd(args) -> dict:
+    variants = {
+        mode: dict(env_config=args.env_config, fused_update=update)
+        for mode, update in (("fused", "auto"), ("autograd", "off"))
+    }
+    return one_against_another(args, variants, "fused_over_autograd")
 
 
 def fast_vs_own_step(args) -> dict:
-    algos = {
-        name: build(args.env, env_config={**args.env_config, "fast_step": fast})
-        for name, fast in (("fast", True), ("own", False))
+    variants = {
+        name: dict(env_config={**args.env_config, "fast_step": fast})
+        for name, fast in (("fast_step", True), ("own_step", False))
     }
-    rate = rates(algos, args.seconds)
-    return {
-        "env": args.env,
-        "env_config": args.env_config,
-        "seac_env_steps_per_s_fast_step": round(rate["fast"], 1),
-        "seac_env_steps_per_s_own_step": round(rate["own"], 1),
-        "fast_over_own_step": round(rate["fast"] / rate["own"], 3),
-    }
+    return one_against_another(args, variants, "fast_over_own_step")
 
 
 def scaling(args) -> dict:
