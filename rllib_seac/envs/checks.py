@@ -38,6 +38,14 @@ def check_positive(env: str, config: dict, key: str) -> None:
         )
 
 
+def check_bool(env: str, config: dict, key: str) -> None:
+    """`config[key]`, when given, must be true or false."""
+    if key in config and not isinstance(config[key], bool):
+        raise EnvConfigError(
+            f"Bad env config for {env}: {key} must be true or false, got {config[key]!r}."
+        )
+
+
 def check_known_keys(env: str, config: dict, known) -> None:
     if unknown := sorted(set(config) - set(known)):
         raise EnvConfigError(

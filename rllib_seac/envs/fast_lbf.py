@@ -8,7 +8,8 @@ same vector observations straight from the field and the players' positions, and
 lists the valid actions inline. Moves, loading, rewards and the RNG stream are
 lbforaging's own code (`step` and `reset` are not overridden); observations,
 rewards and valid actions are identical (tests/test_fast_lbf.py steps both side by
-side). The grid observation (`grid_observation=True`) keeps lbforaging's code.
+side). The grid observation and fields that are not square keep lbforaging's
+observation code.
 """
 
 from __future__ import annotations
@@ -72,14 +73,14 @@ class FastForaging(ForagingEnv):
                 obs[slot : slot + 3] = (r - top, c - left, level)
                 slot += 3
         row_offset, col_offset = min(sight, row) - row, min(sight, col) - col
-        levels = self._observe_agent_levels
+        width = 3 if self._observe_agent_levels else 2
         slot = 3 * self.max_num_food
         for j in [i] + [j for j in range(len(agents)) if j != i]:
             r, c, level = agents[j]
             r, c = r + row_offset, c + col_offset
             if min(r, c) >= 0 and max(r, c) <= 2 * sight:
-                obs[slot : slot + 3 if levels else slot + 2] = (r, c, level) if levels else (r, c)
-                slot += 3 if levels else 2
+                obs[slot : slot + width] = (r, c, level)[:width]
+                slot += width
         return np.array(obs, dtype=np.float32)
 
     def _empty_obs(self) -> tuple:

@@ -6,7 +6,7 @@ import inspect
 
 import gymnasium as gym
 
-from rllib_seac.envs.checks import EnvConfigError, check_int, check_known_keys
+from rllib_seac.envs.checks import EnvConfigError, check_bool, check_int, check_known_keys
 from rllib_seac.envs.tuple_env import TupleAgentsEnv
 
 # Settings that must be at least 1 (a step limit of -5 gives 1-step episodes).
@@ -42,12 +42,8 @@ class LbfEnv(TupleAgentsEnv):
         # Built from the id's kwargs, not gym.make: gym.make would take
         # `max_episode_steps` for a TimeLimit wrapper instead of giving it to the env.
         config = dict(env_config or {})
+        check_bool(env_id, config, "fast_step")
         self._fast_step = config.pop("fast_step", True)
-        if not isinstance(self._fast_step, bool):
-            raise EnvConfigError(
-                f"Bad env config for {env_id}: fast_step must be true or false, "
-                f"got {self._fast_step!r}."
-            )
         check_lbf_config(env_id, config, ForagingEnv)
         kwargs = {**gym.spec(env_id).kwargs, **config}
         check_lbf_fits(env_id, kwargs)

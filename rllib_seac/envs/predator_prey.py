@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from rllib_seac.envs.checks import EnvConfigError, check_int, check_known_keys, check_positive
+from rllib_seac.envs.checks import check_bool, check_int, check_known_keys, check_positive
 from rllib_seac.envs.pettingzoo import PettingZooParallelAdapter, end_of_episode
 
 ENV_NAME = "predator-prey-sparse"
@@ -164,8 +164,4 @@ def check_predator_prey_config(config: dict) -> None:
     check_int(ENV_NAME, config, "max_cycles", 1)
     check_int(ENV_NAME, config, "num_obstacles", 0)
     check_positive(ENV_NAME, config, "prey_speed")
-    if not isinstance(config.get("fast_step", True), bool):
-        raise EnvConfigError(
-            f"Bad env config for {ENV_NAME}: fast_step must be true or false, "
-            f"got {config['fast_step']!r}."
-        )
+    check_bool(ENV_NAME, config, "fast_step")
