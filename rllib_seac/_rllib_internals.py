@@ -216,6 +216,19 @@ def set_trial_stop(trial, stop: dict) -> None:
     trial.stopping_criterion = dict(stop)
 
 
+def result_meets_stop(result: dict, stop: dict) -> bool:
+    """Whether a trial's result meets `stop` as Tune judges it after each result
+    (`Trial.should_stop` on the result flattened with "/"). Tune marks a finished
+    trial's last result "done", which `should_stop` takes as met whatever the
+    criteria, so that flag is left out here."""
+    from ray.tune.experiment import Trial
+    from ray.tune.result import DONE
+    from ray.tune.utils import flatten_dict
+
+    judge = Trial("stop-criteria", stub=True, stopping_criterion=dict(stop))
+    return judge.should_stop(flatten_dict({k: v for k, v in result.items() if k != DONE}))
+
+
 # --- A checkpoint's env-step counter (rllib_seac.analysis.protocol) ---
 
 # How RLlib 2.60's MetricsLogger names a nested stat in its saved state.

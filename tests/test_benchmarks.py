@@ -196,7 +196,8 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
     # A later Tune run in which the finished trial does not run adds no leg to it.
     shutil.rmtree(tmp_path / "next")
     script.restore_run(records / name, tmp_path / "third")
-    leg(tmp_path / "third", "--resume")  # no new stop: the finished trial stays done
+    # The stop the finished trial has met: it stays done, with no extra iteration.
+    leg(tmp_path / "third", *stop(4), "--resume")
     trial = record(tmp_path / "third")
     assert len(json.loads((trial / "legs.json").read_text())) == 2
 

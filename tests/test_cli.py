@@ -276,6 +276,28 @@ def test_bad_run_options(tmp_path, capsys, options, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "steps, continues, message",
+    [
+        ([], False, None),  # nothing finished: nothing to restart
+        ([60, 80], True, None),  # a new leg: both continue to 100
+        ([100, 120], False, "x: 2 finished trials already met the stop: left as done"),
+        ([100, 80], True, "x: 1 of the 2 finished trials already met the stop but run one"),
+    ],
+)
+def test_resume_restarts_finished_trials_only_for_a_stop_one_has_not_met(
+    capsys, steps, continues, message
+):
+    from rllib_seac.cli.train import finished_trials_continue
+
+    stop = {"env_runners/num_env_steps_sampled_lifetime": 100}
+    # A finished trial's last result: Tune marks it done.
+    results = [{"done": True, "env_runners": {"num_env_steps_sampled_lifetime": n}} for n in steps]
+    assert finished_trials_continue("x", results, stop) is continues
+    err = capsys.readouterr().err
+    assert (message in err) if message else err == ""
+
+
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

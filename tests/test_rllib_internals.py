@@ -308,6 +308,17 @@ def test_a_trials_stop_criteria_can_be_replaced():
     assert trial.should_stop({"num_env_steps_sampled_lifetime": 100})
 
 
+def test_a_result_is_judged_against_stop_criteria_as_tune_judges_it():
+    from rllib_seac._rllib_internals import result_meets_stop
+
+    stop = {"env_runners/num_env_steps_sampled_lifetime": 100, "training_iteration": 9}
+    below = {"env_runners": {"num_env_steps_sampled_lifetime": 99}, "training_iteration": 8}
+    assert not result_meets_stop(below, stop)
+    assert not result_meets_stop({**below, "done": True}, stop)  # a finished trial's
+    assert result_meets_stop({**below, "training_iteration": 9}, stop)  # any one key
+    assert result_meets_stop({"env_runners": {"num_env_steps_sampled_lifetime": 100}}, stop)
+
+
 def test_a_checkpoint_says_how_many_env_steps_it_had_sampled():
     from rllib_seac._rllib_internals import checkpoint_env_steps
 

@@ -168,7 +168,8 @@ def _run_options(default=None) -> argparse.ArgumentParser:
         action="store_true",
         help="Continue the experiments' stopped runs in --storage-path from their last "
         "checkpoints (counters and optimizer state included). Finished trials stay done, "
-        "unless stop criteria are given: then they too continue, to those (a new leg).",
+        "unless stop criteria are given that one of them has not met: then they too "
+        "continue, to those (a new leg).",
     )
     run.add_argument(
         "--ray-address",

@@ -31,6 +31,8 @@ LOCAL_ADDRESSES = ("auto", "local")
 CLUSTER_PROBE_TIMEOUT_S = 5
 # Exit status of a run ended by Ctrl-C (128 + SIGINT), its checkpoints saved.
 INTERRUPTED = 130
+# Tune's status of a trial that has met its stop criteria.
+FINISHED = "TERMINATED"
 
 
 def train(args) -> int:
@@ -378,10 +380,11 @@ def _run(exp: Experiment, args, callbacks: list) -> int:
         verbose=args.verbose,
     )
     if args.resume:
-        # Trials continue from their last checkpoints, errored ones too. Finished
-        # trials continue when stop criteria are given now (a new leg), else stay done.
+        # Trials continue from their last checkpoints, errored ones too; finished
+        # ones only for a new leg.
         resume = tune.ResumeConfig.ResumeType.RESUME
-        finished = resume if _stop_given(args) else tune.ResumeConfig.ResumeType.SKIP
+        skip = tune.ResumeConfig.ResumeType.SKIP
+        finished = resume if _finished_trials_continue(exp, args) else skip
         analysis = tune.run(
             exp.run,
             config=param_space,
@@ -415,6 +418,39 @@ def _run(exp: Experiment, args, callbacks: list) -> int:
         print(f"\nResume with:\n  {_resume_command(args)}")
         return INTERRUPTED
     return results.num_errors
+
+
+def _finished_trials_continue(exp: Experiment, args) -> bool:
+    """Whether a resumed run restarts its finished trials: only when stop criteria are
+    given now (a new leg)."""
+    from ray import tune
+
+    if not _stop_given(args):
+        return False
+    trials = tune.ExperimentAnalysis(_run_dir(exp)).trials
+    finished = [trial.last_result for trial in trials if trial.status == FINISHED]
+    return finished_trials_continue(exp.name, finished, exp.stop)
+
+
+def finished_trials_continue(name: str, last_results: list[dict], stop: dict) -> bool:
+    """Whether finished trials with these last results continue to `stop`: when one
+    of them has not met it. Tune checks a trial's stop after its next result, so a
+    finished trial restarted for criteria it already meets would run one more
+    iteration."""
+    from rllib_seac._rllib_internals import result_meets_stop
+
+    met = sum(result_meets_stop(result, stop) for result in last_results)
+    if not met:
+        return bool(last_results)
+    if met == len(last_results):
+        plural = "s" if met > 1 else ""
+        note(f"{name}: {met} finished trial{plural} already met the stop: left as done")
+        return False
+    note(
+        f"{name}: {met} of the {len(last_results)} finished trials already met the stop "
+        "but run one more iteration (Tune restarts finished trials all or none)"
+    )
+    return True
 
 
 def _stop_given(args) -> bool:
