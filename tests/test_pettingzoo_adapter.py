@@ -27,6 +27,34 @@ def test_spaces_reset_step_and_time_limit():
         assert all(truncateds[k] == (step == 4) for k in truncateds)
 
 
+@pytest.mark.parametrize("render_mode", [None, "rgb_array"])
+def test_an_env_pickled_mid_episode_goes_on_exactly(render_mode):
+    # As a checkpoint's env is. MPE's envs pickle as their constructor's arguments
+    # (gymnasium's EzPickle), and a rendered one holds a pygame surface that does not
+    # pickle at all.
+    import pickle
+
+    env = PettingZooParallelAdapter(
+        simple_spread_v3.parallel_env(N=3, max_cycles=30, render_mode=render_mode)
+    )
+    env.reset(seed=1)
+    if render_mode:
+        assert env.render().ndim == 3
+    rng = np.random.default_rng(1)
+    actions = [{aid: int(rng.integers(5)) for aid in SPREAD_AGENTS} for _ in range(20)]
+    for step in actions[:5]:
+        env.step(step)
+    restored = pickle.loads(pickle.dumps(env))
+    for step in actions[5:]:
+        ours, theirs = restored.step(step), env.step(step)
+        for a, b in zip(ours, theirs):
+            assert a.keys() == b.keys()
+            for key in a:
+                assert np.array_equal(a[key], b[key]) if key in SPREAD_AGENTS else a[key] == b[key]
+    if render_mode:
+        assert np.array_equal(restored.render(), env.render())
+
+
 def test_creator_with_env_config():
     env = PettingZooParallelAdapter(simple_spread_v3.parallel_env, {"N": 2})
     assert env.possible_agents == ["agent_0", "agent_1"]

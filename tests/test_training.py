@@ -128,18 +128,26 @@ def test_checkpoint_restores_weights_counters_and_optimizer(tmp_path):
         restored.stop()
 
 
-def test_a_run_split_by_a_checkpoint_continues_exactly(tmp_path):
+@pytest.mark.parametrize(
+    "env, env_config, agent",
+    [
+        (RWARE, {"max_steps": 13}, "agent_1"),
+        # MPE's envs pickle as their constructor's arguments unless the adapter keeps
+        # their state.
+        ("predator-prey-sparse", {"max_cycles": 13}, "adversary_1"),
+    ],
+)
+def test_a_run_split_by_a_checkpoint_continues_exactly(tmp_path, env, env_config, agent):
     # 13-step episodes: the checkpoint falls mid-episode in every env, so the envs,
     # the observations to act on, the episode sums and the action stream must all be
     # in it for the two halves to equal one unbroken run.
-    env_config = {"max_steps": 13}
-    unbroken = build(env_config)
+    unbroken = build(env_config, env=env)
     try:
         expected = [unbroken.train() for _ in range(2)][1]
-        expected_weights = weights(unbroken, "agent_1")
+        expected_weights = weights(unbroken, agent)
     finally:
         unbroken.stop()
-    first = build(env_config)
+    first = build(env_config, env=env)
     try:
         first.train()
         path = first.save_to_path(str(tmp_path / "ckpt"))
@@ -148,17 +156,14 @@ def test_a_run_split_by_a_checkpoint_continues_exactly(tmp_path):
     second = SEAC.from_checkpoint(path)
     try:
         result = second.train()
-        resumed_weights = weights(second, "agent_1")
+        resumed_weights = weights(second, agent)
     finally:
         second.stop()
     for k, v in expected_weights.items():
         assert torch.equal(v, resumed_weights[k]), k
     for key in ("episode_return_mean", "num_env_steps_sampled_lifetime", "num_episodes"):
         assert result["env_runners"][key] == expected["env_runners"][key], key
-    assert (
-        result["learners"]["agent_0"]["policy_loss"]
-        == (expected["learners"]["agent_0"]["policy_loss"])
-    )
+    assert result["learners"][agent]["policy_loss"] == expected["learners"][agent]["policy_loss"]
 
 
 @pytest.mark.parametrize("overlap_sampling", [False, True])

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_seac.envs.spaces import check_seac_spaces
+
+# Where a pickled adapter keeps its env's own attributes (see `__getstate__`).
+ENV_ATTRIBUTES = "_env_attributes"
 
 
 def end_of_episode(agents: list, terminations: dict, truncations: dict) -> tuple[dict, dict]:
@@ -99,5 +104,30 @@ class PettingZooParallelAdapter(MultiAgentEnv):
     def render(self):
         return self.env.render()
 
+    def __getstate__(self) -> dict:
+        # gymnasium's EzPickle (MPE, SISL and Butterfly envs) pickles an env as its
+        # constructor's arguments: unpickled, it is a new env, not the one mid-episode
+        # that a checkpoint's sampler continues. Its attributes go along (all that
+        # pickle; a renderer's pygame surface and font do not, and stay the new env's).
+        state = self.__dict__.copy()
+        env = self.env.unwrapped
+        if hasattr(env, "_ezpickle_args"):
+            state[ENV_ATTRIBUTES] = {k: v for k, v in vars(env).items() if _pickles(v)}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        attributes = state.pop(ENV_ATTRIBUTES, None)
+        self.__dict__.update(state)
+        if attributes is not None:
+            vars(self.env.unwrapped).update(attributes)
+
     def close(self):
         self.env.close()
+
+
+def _pickles(value) -> bool:
+    try:
+        pickle.dumps(value)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return False
+    return True
