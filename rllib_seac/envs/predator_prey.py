@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from rllib_seac.envs.checks import check_bool, check_int, check_known_keys, check_positive
+from rllib_seac.envs.mpe_world import ArrayWorldStep
 from rllib_seac.envs.pettingzoo import PettingZooParallelAdapter, end_of_episode
 
 ENV_NAME = "predator-prey-sparse"
@@ -74,11 +75,12 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
     Config keys: num_predators (>= 2), max_cycles, num_obstacles, prey_speed,
     render_mode, fast_step.
 
-    With `fast_step` (the default) a step sets every agent's action and runs MPE's
-    own world step and observations, without PettingZoo's AEC-to-parallel wrapper
-    (which steps the agents one by one and computes every agent's observation twice)
-    and without MPE's rewards (replaced here). The episodes are the same
-    (tests/test_predator_prey_env.py steps both side by side).
+    With `fast_step` (the default) a step sets every agent's action, runs MPE's world
+    physics on arrays (`ArrayWorldStep`) and MPE's own observations, without
+    PettingZoo's AEC-to-parallel wrapper (which steps the agents one by one and
+    computes every agent's observation twice) and without MPE's rewards (replaced
+    here). The episodes are the same (tests/test_predator_prey_env.py steps both side
+    by side).
     """
 
     def __init__(self, env_config: dict | None = None):
@@ -99,7 +101,8 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
         self._fast_step = (
             config["fast_step"]
             and config["render_mode"] != "human"
-            and all(a.movable and a.silent for a in world.agents)
+            and all(a.movable for a in world.agents)
+            and ArrayWorldStep.applies_to(world)
         )
         self._predators = [a for a in world.agents if a.adversary]
         (self._prey,) = [a for a in world.agents if not a.adversary]
@@ -113,8 +116,10 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
             other_actions=self._prey_action,
         )
 
-    # An env pickled mid-episode before `fast_step` existed keeps the wrapper's step.
+    # An env pickled mid-episode before `fast_step` existed keeps the wrapper's step;
+    # one pickled before `ArrayWorldStep` existed makes its own at its next step.
     _fast_step = False
+    _world_step = None
 
     def step(self, action_dict):
         if not self._fast_step:
@@ -123,11 +128,15 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
         actions = {**action_dict, **self._prey_action()}
         # What MPE's AEC step does once the last agent has acted (mpe2 1.1's SimpleEnv
         # `_execute_world_step`, with every agent movable and silent, then `steps` and
-        # `max_cycles`), less MPE's rewards, which `_rewards` replaces.
-        for agent in mpe.world.agents:
-            action = actions[agent.name] % (2 * mpe.world.dim_p + 1)
+        # `max_cycles`), less MPE's rewards, which `_rewards` replaces; the world's
+        # physics on arrays.
+        world = mpe.world
+        for agent in world.agents:
+            action = actions[agent.name] % (2 * world.dim_p + 1)
             mpe._set_action([action], agent, mpe.action_spaces[agent.name])
-        mpe.world.step()
+        if self._world_step is None:
+            self._world_step = ArrayWorldStep(world)
+        self._world_step(world)
         mpe.steps += 1
         truncated = mpe.steps >= mpe.max_cycles
         ended = truncated or mpe.scenario.is_terminal(mpe.world)
