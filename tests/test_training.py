@@ -132,6 +132,7 @@ def test_checkpoint_restores_weights_counters_and_optimizer(tmp_path):
     "env, env_config, agent",
     [
         (RWARE, {"max_steps": 13}, "agent_1"),
+        ("Foraging-8x8-2p-2f-v3", {"max_episode_steps": 13}, "agent_1"),
         # MPE's envs pickle as their constructor's arguments unless the adapter keeps
         # their state.
         ("predator-prey-sparse", {"max_cycles": 13}, "adversary_1"),
