@@ -28,16 +28,19 @@ class ArrayWorldStep:
         self.pair_a = np.array([a for a, _ in pairs], dtype=np.int64)
         self.pair_b = np.array([b for _, b in pairs], dtype=np.int64)
         self.dist_min = np.array([sizes[a] + sizes[b] for a, b in pairs])
-        # Where each pair's force goes in `contributions` (agent, other entity): + on
-        # a, - on b, as get_collision_force returns them; only agents move.
-        agent, other, pair, sign = [], [], [], []
-        for p, (a, b) in enumerate(pairs):
-            for receiver, giver, s in ((a, b, 1.0), (b, a, -1.0)):
-                if receiver < len(self.agents):
-                    agent.append(receiver), other.append(giver), pair.append(p), sign.append(s)
-        self.to_agent, self.from_other = np.array(agent), np.array(other)
-        self.pair, self.sign = np.array(pair), np.array(sign)[:, None]
-        self.shape = (len(self.agents), n + 1, world.dim_p)
+        # Where each pair's force goes in `terms` (agent, 1 + other entity): + on a,
+        # - on b, as get_collision_force returns them; only agents move.
+        slots = [
+            (receiver, giver, p, sign)
+            for p, (a, b) in enumerate(pairs)
+            for receiver, giver, sign in ((a, b, 1.0), (b, a, -1.0))
+            if receiver < len(self.agents)
+        ]
+        self.to_agent = np.array([s[0] for s in slots], dtype=np.int64)
+        self.from_other = np.array([s[1] for s in slots], dtype=np.int64)
+        self.pair = np.array([s[2] for s in slots], dtype=np.int64)
+        self.sign = np.array([[s[3]] for s in slots])
+        self.terms_shape = (len(self.agents), n + 1, world.dim_p)
         self.mass = np.array([[a.mass] for a in self.agents])
         # Agents without a speed limit get an infinite one (never exceeded).
         self.max_speed = np.array(
@@ -46,6 +49,7 @@ class ArrayWorldStep:
 
     @staticmethod
     def applies_to(world) -> bool:
+        """Whether `World.step` does no more than this for `world`."""
         return (
             not world.scripted_agents
             and all(a.movable and a.silent and not a.u_noise for a in world.agents)
@@ -66,7 +70,7 @@ class ArrayWorldStep:
         # in the order of the other entity's index. A running sum along that axis adds
         # them in that order; the +0.0 of an absent pair changes no sum (one that
         # starts at u + 0.0 is never -0.0).
-        terms = np.zeros(self.shape)
+        terms = np.zeros(self.terms_shape)
         terms[:, 0] = np.array([a.action.u for a in agents]) + 0.0
         terms[self.to_agent, self.from_other + 1] = contact[self.pair] * self.sign
         force = np.add.accumulate(terms, axis=1)[:, -1]
