@@ -335,3 +335,34 @@ def test_errored_trial_exits_nonzero(tmp_path, capsys):
     path = write_yaml(tmp_path, experiment("{updates_per_iteration: 1}", env="nan-reward"))
     assert main(["train", "file", path, "--storage-path", str(tmp_path / "out")]) == 1
     assert "ERROR" in capsys.readouterr().out
+
+
+def test_resume_reads_the_trials_states_without_tunes_warning_on_missing_results(
+    tmp_path, caplog, capsys
+):
+    # A committed record rebuilt as a Tune run; one trial's result files removed, as a
+    # trial that has not reported yet has none.
+    import importlib.util
+    import logging
+
+    from rllib_seac.cli import train
+    from rllib_seac.cli.parser import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("campaign", root / "benchmarks/campaign.py")
+    campaign = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(campaign)
+    campaign.restore_run(root / "docs/results/paper-predator-prey-sparse", tmp_path)
+    (trial,) = tmp_path.glob("*/SEAC_*_00000_*")
+    for name in ("result.json", "progress.csv"):
+        (trial / name).unlink()
+    stop = '{"num_env_steps_sampled_lifetime": 10000000}'
+    file = str(root / "tuned_configs/paper/predator-prey-sparse.yaml")
+    args = build_parser().parse_args(
+        ["train", "file", file, "--storage-path", str(tmp_path), "--resume", "--stop", stop]
+    )
+    (exp,) = train._experiments(args)
+    with caplog.at_level(logging.WARNING, logger="ray.tune.analysis.experiment_analysis"):
+        assert train._finished_trials_continue(exp, args) is False  # seed 0 met 10M
+    assert "Failed to fetch metrics" not in caplog.text
+    assert "already met the stop: left as done" in capsys.readouterr().err

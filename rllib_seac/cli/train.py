@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import socket
@@ -427,7 +428,15 @@ def _finished_trials_continue(exp: Experiment, args) -> bool:
 
     if not _stop_given(args):
         return False
-    trials = tune.ExperimentAnalysis(_run_dir(exp)).trials
+    # Only the trials' states are read: Tune's warning about trials that have no
+    # results yet (those still pending) says nothing here.
+    analysis_logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = analysis_logger.level
+    analysis_logger.setLevel(logging.ERROR)
+    try:
+        trials = tune.ExperimentAnalysis(_run_dir(exp)).trials
+    finally:
+        analysis_logger.setLevel(level)
     finished = [trial.last_result for trial in trials if trial.status == FINISHED]
     return finished_trials_continue(exp.name, finished, exp.stop)
 
