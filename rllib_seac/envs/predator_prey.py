@@ -101,7 +101,6 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
         self._fast_step = (
             config["fast_step"]
             and config["render_mode"] != "human"
-            and all(a.movable for a in world.agents)
             and ArrayWorldStep.applies_to(world)
         )
         self._predators = [a for a in world.agents if a.adversary]
