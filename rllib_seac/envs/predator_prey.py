@@ -115,10 +115,21 @@ class PredatorPreyEnv(PettingZooParallelAdapter):
             other_actions=self._prey_action,
         )
 
-    # An env pickled mid-episode before `fast_step` existed keeps the wrapper's step;
-    # one pickled before `ArrayWorldStep` existed makes its own at its next step.
+    # An env pickled mid-episode before `fast_step` existed keeps the wrapper's step.
     _fast_step = False
     _world_step = None
+
+    # `ArrayWorldStep` is built from the world at the next step, never pickled: a
+    # checkpoint then restores under a version whose `ArrayWorldStep` differs (one
+    # from an earlier version is dropped).
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_world_step", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state.pop("_world_step", None)
+        super().__setstate__(state)
 
     def step(self, action_dict):
         if not self._fast_step:
