@@ -298,6 +298,22 @@ def test_resume_restarts_finished_trials_only_for_a_stop_one_has_not_met(
     assert (message in err) if message else err == ""
 
 
+@pytest.mark.parametrize(
+    "prog",
+    ["rllib", "python -m rllib_seac.cli"],  # the script, and the module
+)
+def test_the_resume_line_repeats_the_command_as_it_was_called(prog):
+    import argparse
+    import shlex
+
+    from rllib_seac.cli.train import _resume_command
+
+    argv = ["train", "file", "my runs/x.yaml", "--stop", '{"training_iteration": 3}']
+    line = _resume_command(argparse.Namespace(prog=prog, argv=argv))
+    assert line == f"{prog} {shlex.join(argv)} --resume"
+    assert shlex.split(line) == [*shlex.split(prog), *argv, "--resume"]
+
+
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

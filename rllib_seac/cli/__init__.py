@@ -17,14 +17,16 @@ import os
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Runs the command line `argv` (sys.argv's by default); `prog` is how the command
+    was called, as the `--resume` line of an interrupted run repeats it."""
     from rllib_seac.cli.common import UsageError
     from rllib_seac.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
     # The command as given, for the `--resume` line of an interrupted run.
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    args.prog = os.path.basename(sys.argv[0]) if argv is None else "rllib"
+    args.prog = prog or (os.path.basename(sys.argv[0]) if argv is None else "rllib")
     module_name, func_name = args.handler
     # Each subcommand imports Ray, torch and its own modules only when it runs.
     handler = getattr(importlib.import_module(module_name), func_name)

@@ -4,4 +4,4 @@ import sys
 
 from rllib_seac.cli import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m rllib_seac.cli"))

@@ -469,11 +469,12 @@ def _stop_given(args) -> bool:
 
 
 def _resume_command(args) -> str:
-    """The command line this run was started with, and --resume."""
+    """The command line this run was started with, and --resume (`args.prog` is a
+    shell word or several, e.g. `python -m rllib_seac.cli`)."""
     argv = list(getattr(args, "argv", None) or [])
     if "--resume" not in argv:
         argv.append("--resume")
-    return shlex.join([getattr(args, "prog", None) or "rllib", *argv])
+    return f"{getattr(args, 'prog', None) or 'rllib'} {shlex.join(argv)}"
 
 
 def _episode_limit_note(exp: Experiment) -> str:
