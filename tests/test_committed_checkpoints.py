@@ -1,0 +1,39 @@
+"""The checkpoints committed with the long runs' records (docs/results/) restore and
+train under this code: the next leg of a run continues from them, whatever changed
+since they were written (env classes pickled in them included)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from ray.rllib.algorithms import Algorithm
+
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
+
+
+def _records_last_checkpoints() -> list[Path]:
+    # One trial's last checkpoint per record: a record's trials ran on the same commit.
+    found = []
+    for record in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
+        checkpoints = sorted(record.glob("*/checkpoint"))
+        if checkpoints:
+            found.append(checkpoints[0])
+    return found
+
+
+@pytest.mark.parametrize(
+    "checkpoint",
+    _records_last_checkpoints(),
+    ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}",
+)
+def test_a_records_last_checkpoint_trains_on(checkpoint):
+    legs = json.loads((checkpoint.parent / "legs.json").read_text())
+    algo = Algorithm.from_checkpoint(str(checkpoint))
+    try:
+        result = algo.train()["env_runners"]
+    finally:
+        algo.stop()
+    # The env-step counter came back with the weights, and the run went on from it.
+    sampled = result["num_env_steps_sampled"]
+    assert sampled > 0
+    assert result["num_env_steps_sampled_lifetime"] == legs[-1]["end_steps"] + sampled
