@@ -39,7 +39,8 @@ writes <out>/<experiment>/:
 
 `restore RECORD` rebuilds the Tune run directory (each trial at its last checkpoint)
 for `rllib train file ... --resume`. `report TASK_DIR` prints, per trial, the first
-window at or over each return threshold and the return at each milestone, the
+window at or over each return threshold (`--thresholds`: RWARE's 5 and 20 deliveries
+by default, none given for other tasks) and the return at each milestone, the
 protocol's table, and draws returns.png with `rllib plot`.
 
 Records from earlier legs run outside Tune (docs/results/rware-*, Foraging-*) have
@@ -68,7 +69,8 @@ AGENT_RETURN = "env_runners/agent_episode_returns_mean/"
 WALL = "wall_s"
 RUN_STATE = "run"  # the record's copy of Tune's experiment state
 STATE_GLOBS = ("experiment_state-*.json", "basic-variant-state-*.json", "tuner.pkl")
-# Returns whose first crossing `report` tables (deliveries per episode, all agents).
+# Returns whose first crossing `report` tables by default (RWARE's deliveries per
+# episode, all agents).
 THRESHOLDS = (5.0, 20.0)
 MILESTONES = (10_000_000, 20_000_000, 40_000_000)
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,13 +89,21 @@ def main() -> None:
     restore.add_argument("--storage-path", default="results")
     report = commands.add_parser("report", help="Table and figure from a task's records.")
     report.add_argument("task_dir")
+    report.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="*",
+        default=list(THRESHOLDS),
+        help="returns whose first crossing the table gives (default: 5 20, RWARE's "
+        "deliveries); none for a task without such marks",
+    )
     args = parser.parse_args()
     if args.command == "record":
         record_run(Path(args.run_dir), Path(args.out), args.episodes, args.window)
     elif args.command == "restore":
         print(restore_run(Path(args.record_dir), Path(args.storage_path)))
     else:
-        print(report_task(Path(args.task_dir)))
+        print(report_task(Path(args.task_dir), args.thresholds))
 
 
 # --- record ---
@@ -317,16 +327,15 @@ def git_commit() -> str:
 # --- report ---
 
 
-def report_task(task_dir: Path) -> str:
+def report_task(task_dir: Path, thresholds=THRESHOLDS) -> str:
     """Markdown: per trial, env steps to each threshold and the return at each milestone;
     then `rllib plot` draws returns.png in the task directory."""
     lines = [
         "| trial | env steps | wall time | "
-        + " | ".join(f"first window ≥ {t:g}" for t in THRESHOLDS)
-        + " | "
+        + "".join(f"first window ≥ {t:g} | " for t in thresholds)
         + " | ".join(f"return at {m / 1e6:g}M" for m in MILESTONES)
         + " |",
-        "|---|---|---|" + "---|" * (len(THRESHOLDS) + len(MILESTONES)),
+        "|---|---|---|" + "---|" * (len(thresholds) + len(MILESTONES)),
     ]
     per_variant: dict[str, list[list[float | None]]] = {}
     for trial_dir in sorted(p for p in task_dir.iterdir() if (p / "progress.csv").is_file()):
@@ -334,7 +343,7 @@ def report_task(task_dir: Path) -> str:
         steps = np.array([r[STEPS] for r in rows])
         returns = np.array([r[RETURN] for r in rows])
         figures = []
-        for threshold in THRESHOLDS:
+        for threshold in thresholds:
             reached = np.flatnonzero(returns >= threshold)
             figures.append(float(steps[reached[0]]) if len(reached) else None)
         for milestone in MILESTONES:
@@ -342,11 +351,12 @@ def report_task(task_dir: Path) -> str:
             figures.append(float(returns[at[0]]) if len(at) else None)
         per_variant.setdefault(trial_dir.name.split("-seed")[0], []).append(figures)
         head = [trial_dir.name, f"{int(steps[-1]):,}", f"{rows[-1][WALL] / 3600:.1f} h"]
-        lines.append("| " + " | ".join(head + _cells(figures, missing="not yet")) + " |")
+        cells = _cells(figures, len(thresholds), missing="not yet")
+        lines.append("| " + " | ".join(head + cells) + " |")
     for variant, trials in per_variant.items():
         if len(trials) > 1:
             means = [
-                _mean_std([t[i] for t in trials], crossing=i < len(THRESHOLDS))
+                _mean_std([t[i] for t in trials], crossing=i < len(thresholds))
                 for i in range(len(trials[0]))
             ]
             head = [f"{variant}, mean ± std", "", ""]
@@ -362,11 +372,12 @@ def report_task(task_dir: Path) -> str:
     return "\n".join([*lines, "", f"figure: {figure}"])
 
 
-def _cells(figures: list[float | None], missing: str) -> list[str]:
-    """Threshold crossings (env steps) then milestone returns, as table cells."""
+def _cells(figures: list[float | None], crossings: int, missing: str) -> list[str]:
+    """The first `crossings` figures (env steps to a threshold) then milestone returns,
+    as table cells."""
     cells = []
     for i, value in enumerate(figures):
-        crossing = i < len(THRESHOLDS)
+        crossing = i < crossings
         if value is None:
             cells.append(missing if crossing else "—")
         else:

@@ -207,6 +207,16 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
     assert report.returncode == 0, report.stderr[-2000:]
     assert "| IAC-seed0 | 160 |" in report.stdout
     assert "| IAC | 1 | 4 | " in report.stdout  # the protocol's row over the four snapshots
+    # No thresholds: a task without RWARE's delivery marks gets no crossing columns.
+    bare = subprocess.run(
+        [*campaign, "report", str(records / name), "--thresholds"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bare.returncode == 0, bare.stderr[-2000:]
+    assert "first window" in report.stdout and "first window" not in bare.stdout
+    assert "| IAC-seed0 | 160 |" in bare.stdout
 
 
 @pytest.mark.slow
