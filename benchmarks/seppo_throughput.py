@@ -1,6 +1,6 @@
 """Env steps per second of SE-PPO and its IPPO twin, measured side by side.
 
-    python benchmarks/seppo_throughput.py [--seconds 120] [--json]
+    python benchmarks/seppo_throughput.py [--seconds 120] [--json] [--num-envs N ...]
         [--files tuned_configs/rware-tiny-4ag-seppo.yaml tuned_configs/rware-tiny-4ag-ippo.yaml]
 
 Builds each file's algorithm in this process (SEPPO: SEPPOConfig; PPO: RLlib's
@@ -10,7 +10,8 @@ least --seconds, so that whatever else the machine runs weighs on both alike.
 Reports per file the env steps over the wall time of its iterations, the process
 CPU time per 1,000 env steps (sampling and learning both run in this process: less
 sensitive to a busy machine than wall time), and the share of wall time RLlib's
-timers give the learner update.
+timers give the learner update. `--num-envs 4 16` runs each file twice, with 4 and
+with 16 envs per env runner (the same env steps per iteration).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ FILES = ("tuned_configs/rware-tiny-4ag-seppo.yaml", "tuned_configs/rware-tiny-4a
 STEPS = "num_env_steps_sampled_lifetime"
 
 
-def build(path: Path):
+def build(path: Path, num_envs: int | None = None):
     from ray.rllib.algorithms.ppo import PPOConfig
 
     from rllib_seac import SEPPOConfig, make_env, register_envs
@@ -38,6 +39,9 @@ def build(path: Path):
     ((name, exp),) = yaml.safe_load(path.read_text()).items()
     settings = dict(exp["config"])
     settings.pop("shared_policy", None)
+    if num_envs is not None:
+        settings["num_envs_per_env_runner"] = num_envs
+        name = f"{name} ({num_envs} envs)"
     model = settings.pop("model_config", {})
     register_envs([exp["env"]])
     env = make_env(exp["env"], settings.get("env_config"))
@@ -58,6 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument("--files", nargs="+", type=Path, default=[Path(f) for f in FILES])
     parser.add_argument("--seconds", type=float, default=120, help="Timed training (120).")
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument(
+        "--num-envs", type=int, nargs="+", help="Envs per env runner: each file at each."
+    )
     args = parser.parse_args(argv)
     import ray
 
@@ -67,7 +74,7 @@ def main(argv=None) -> int:
     # SEPPOConfig's torch_num_threads sets it; RLlib's PPO would keep torch's count
     # in this process, and two threads spinning on one busy core run ~10x slower.
     torch.set_num_threads(1)
-    runs = [build(path) for path in args.files]
+    runs = [build(path, n) for path in args.files for n in args.num_envs or [None]]
     figures = {
         name: {"run": run, "env_steps": 0, "wall_s": 0.0, "cpu_s": 0.0, "learner_s": 0.0}
         for name, run, _ in runs
