@@ -283,3 +283,16 @@ def test_progress_table_keeps_each_trials_latest_evaluation():
     assert header.split()[:2] == ["trial", "seed"] and "eval" in header.split()
     assert first.split()[:2] == ["SEAC_00000", "0"] and first.split()[-2] == "0.50"
     assert second.split()[:2] == ["SEAC_00001", "1"] and second.split()[-2] == "-"
+
+
+def test_progress_table_shows_a_dash_for_an_iteration_in_which_no_episode_ended():
+    from ray.tune.experiment import Trial
+
+    from rllib_seac.cli.progress import progress_table
+
+    trial = Trial("PPO", stub=True, trial_id="ab12c_00000", evaluated_params={})
+    # RLlib's mean over the iteration's ended episodes, of which there were none.
+    result = {"training_iteration": 2, "env_runners": {"episode_return_mean": float("nan")}}
+    trial.update_last_result({**result, "num_env_steps_sampled_lifetime": 8000})
+    header, row = progress_table([trial]).splitlines()
+    assert header.split()[-2:] == ["return", "time"] and row.split()[-2] == "-"

@@ -88,7 +88,9 @@ def _values(trials, key: str) -> list:
 
 
 def _number(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    # NaN: no episode ended in the iteration (RLlib's PPO with episodes longer than
+    # an iteration's steps per env).
+    return "-" if value is None or value != value else f"{value:.2f}"
 
 
 def progress_line(
