@@ -28,7 +28,8 @@ writes <out>/<experiment>/:
   - params.json: the trial's settings (what `rllib plot` labels curves by);
   - progress.csv: per window of 250k env steps, its last env step, the mean return
     (each iteration's mean over the episodes that ended in it, averaged), the same
-    per agent, and the trial's wall time so far;
+    per agent, the trial's wall time so far, and each module's policy entropy as its
+    learner reports it (averaged over the window: a collapsing policy shows there);
   - snapshots.json: each snapshot's evaluation (what `rllib evaluate RECORD
     --best-of-snapshots` and `report` read);
   - legs.json: per leg (one Tune run), the env steps it began and ended at, its wall
@@ -66,6 +67,8 @@ WINDOW = 250_000
 STEPS = "num_env_steps_sampled_lifetime"
 RETURN = "env_runners/episode_return_mean"
 AGENT_RETURN = "env_runners/agent_episode_returns_mean/"
+LEARNERS = "learners"
+ENTROPY = "entropy"
 WALL = "wall_s"
 RUN_STATE = "run"  # the record's copy of Tune's experiment state
 STATE_GLOBS = ("experiment_state-*.json", "basic-variant-state-*.json", "tuner.pkl")
@@ -234,6 +237,11 @@ def _window_row(results: list[dict]) -> dict:
         values = [r.get("agent_episode_returns_mean", {}).get(agent) for r in runners]
         row[AGENT_RETURN + agent] = _mean(_finite(values))
     row[WALL] = round(float(results[-1]["time_total_s"]), 1)
+    learners = [r.get(LEARNERS, {}) for r in results]
+    modules = sorted({m for stats in learners for m, v in stats.items() if ENTROPY in v})
+    for module in modules:
+        values = [stats.get(module, {}).get(ENTROPY) for stats in learners]
+        row[f"{LEARNERS}/{module}/{ENTROPY}"] = _mean(_finite(values))
     return row
 
 

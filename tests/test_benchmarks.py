@@ -7,6 +7,7 @@ figures themselves (those are in the README, with the commands that made them).
 import csv
 import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -192,6 +193,9 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
     with (trial / "progress.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [float(r["num_env_steps_sampled_lifetime"]) for r in rows] == [80, 160]
+    # Each agent's policy entropy, as its learner reported it (at most ln 6: LBF's 6 actions).
+    entropies = [float(r[f"learners/agent_{i}/entropy"]) for r in rows for i in range(2)]
+    assert all(0 < e <= math.log(6) for e in entropies), entropies
 
     # A later Tune run in which the finished trial does not run adds no leg to it.
     shutil.rmtree(tmp_path / "next")
