@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from ray.rllib.algorithms import Algorithm
 
+from rllib_seac import register_envs
+
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 
 
@@ -28,6 +30,10 @@ def _records_last_checkpoints() -> list[Path]:
 )
 def test_a_records_last_checkpoint_trains_on(checkpoint):
     legs = json.loads((checkpoint.parent / "legs.json").read_text())
+    env = json.loads((checkpoint.parent / "params.json").read_text())["env"]
+    # RLlib's own algorithms (IPPO's PPO) find this package's envs by their registered
+    # names, as a user's script registers them before restoring.
+    register_envs([env])
     algo = Algorithm.from_checkpoint(str(checkpoint))
     try:
         result = algo.train()["env_runners"]
