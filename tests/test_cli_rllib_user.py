@@ -129,6 +129,22 @@ def test_algorithm_labels_of_rllib_and_package_trials():
     assert trial_algorithm({"lr": 0.1}, "my-trial") == "unknown algorithm"
 
 
+def test_a_campaign_record_of_rllibs_ppo_is_labelled_ippo(tmp_path):
+    from rllib_seac.analysis.plotting import read_trial
+
+    record = tmp_path / "IPPO-seed0"  # campaign.py's name: no trainable prefix
+    record.mkdir()
+    params = {"env": RWARE, "seed": 0, "multiagent": {"policies": ["agent_0", "agent_1"]}}
+    (record / "params.json").write_text(json.dumps(params))
+    (record / "progress.csv").write_text(
+        "num_env_steps_sampled_lifetime,env_runners/episode_return_mean\n200000,0.3\n"
+    )
+    assert read_trial(record).algorithm == "unknown algorithm"
+    tune_name = "PPO_rware-tiny-2ag-v2_00478_00000_0_seed=0_2026-12-08_00-04-56"
+    (record / "trial.json").write_text(json.dumps({"tune_trial": tune_name}))
+    assert read_trial(record).algorithm == "IPPO"
+
+
 def test_rllib_example_script_flags_set_config_and_stop(tmp_path, capsys):
     args = ["train", "--algo", "PPO", "--env", RWARE, "--dry-run"]
     args += ["--num-env-runners", "1", "--num-envs-per-env-runner", "3", "--num-learners", "0"]

@@ -57,6 +57,9 @@ class Trial:
     settings: dict  # the trial's full config where result.json has it, else its params
     rows: list[dict]  # one flattened result ("a/b" keys) per iteration
     given: tuple = ()  # the settings the run gave this trial (params.json), flattened
+    # Tune's name for the trial, which starts with the algorithm's: the directory's, or
+    # for a campaign record (benchmarks/campaign.py) the name its trial.json keeps.
+    tune_name: str = ""
 
     @property
     def env(self) -> str:
@@ -65,7 +68,7 @@ class Trial:
     @property
     def algorithm(self) -> str:
         """SEAC, IAC, SNAC, SEQL, IQL, IPPO, "PPO (shared policy)", APPO, ..."""
-        return trial_algorithm(self.settings, self.path.name)
+        return trial_algorithm(self.settings, self.tune_name or self.path.name)
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(env steps, values) of the iterations that report `key` (episode metrics
@@ -115,7 +118,9 @@ def read_trial(path: Path) -> Trial | None:
         with (path / "progress.csv").open(newline="") as f:
             rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
     rows = [row for row in rows if isinstance(row.get(STEPS), (int, float))]
-    return Trial(path, flatten(settings), rows, given) if rows else None
+    record = path / "trial.json"
+    tune_name = json.loads(record.read_text()).get("tune_trial", "") if record.is_file() else ""
+    return Trial(path, flatten(settings), rows, given, tune_name) if rows else None
 
 
 def load_trials(run_dirs) -> list[Trial]:
