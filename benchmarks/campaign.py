@@ -28,8 +28,9 @@ writes <out>/<experiment>/:
   - params.json: the trial's settings (what `rllib plot` labels curves by);
   - progress.csv: per window of 250k env steps, its last env step, the mean return
     (each iteration's mean over the episodes that ended in it, averaged), the same
-    per agent, the trial's wall time so far, and each module's policy entropy as its
-    learner reports it (averaged over the window: a collapsing policy shows there);
+    per agent, the trial's wall time so far, and from each module's learner its
+    policy entropy, policy losses and importance weights (`LEARNER_STATS`: means
+    over the window, the weights' maximum its largest);
   - snapshots.json: each snapshot's evaluation (what `rllib evaluate RECORD
     --best-of-snapshots` and `report` read);
   - legs.json: per leg (one Tune run), the env steps it began and ended at, its wall
@@ -68,7 +69,17 @@ STEPS = "num_env_steps_sampled_lifetime"
 RETURN = "env_runners/episode_return_mean"
 AGENT_RETURN = "env_runners/agent_episode_returns_mean/"
 LEARNERS = "learners"
-ENTROPY = "entropy"
+# What each module's learner reports that shows how its policy trains, and how a
+# window sums it up: the entropy shows a policy collapsing; the importance weights
+# (SEAC, SE-PPO) and the policy loss on the other agents' data (SE-PPO's
+# `others_policy_loss`) beside the own show how hard shared experience drives it.
+LEARNER_STATS = {
+    "entropy": np.mean,
+    "policy_loss": np.mean,
+    "others_policy_loss": np.mean,
+    "is_weight_mean": np.mean,
+    "is_weight_max": np.max,
+}
 WALL = "wall_s"
 RUN_STATE = "run"  # the record's copy of Tune's experiment state
 STATE_GLOBS = ("experiment_state-*.json", "basic-variant-state-*.json", "tuner.pkl")
@@ -238,10 +249,12 @@ def _window_row(results: list[dict]) -> dict:
         row[AGENT_RETURN + agent] = _mean(_finite(values))
     row[WALL] = round(float(results[-1]["time_total_s"]), 1)
     learners = [r.get(LEARNERS, {}) for r in results]
-    modules = sorted({m for stats in learners for m, v in stats.items() if ENTROPY in v})
+    modules = sorted({m for stats in learners for m, v in stats.items() if "entropy" in v})
     for module in modules:
-        values = [stats.get(module, {}).get(ENTROPY) for stats in learners]
-        row[f"{LEARNERS}/{module}/{ENTROPY}"] = _mean(_finite(values))
+        for stat, summary in LEARNER_STATS.items():
+            values = _finite([stats.get(module, {}).get(stat) for stats in learners])
+            if values:
+                row[f"{LEARNERS}/{module}/{stat}"] = round(float(summary(values)), 4)
     return row
 
 

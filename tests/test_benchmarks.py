@@ -155,9 +155,7 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
 
     # record and restore in this process (each a subprocess would start torch and Ray
     # again); report below runs the script's command line.
-    spec = importlib.util.spec_from_file_location("campaign", ROOT / "benchmarks/campaign.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = campaign_script()
 
     def record(storage) -> Path:
         script.record_run(storage / name, records, episodes=2, window=80)
@@ -221,6 +219,35 @@ def test_campaign_records_a_tune_leg_restores_it_and_records_the_next(tmp_path):
     assert bare.returncode == 0, bare.stderr[-2000:]
     assert "first window" in report.stdout and "first window" not in bare.stdout
     assert "| IAC-seed0 | 160 |" in bare.stdout
+
+
+def campaign_script():
+    spec = importlib.util.spec_from_file_location("campaign", ROOT / "benchmarks/campaign.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_campaign_window_sums_up_each_modules_learner_stats():
+    def result(steps, entropy, weight_max, others_loss=None):
+        stats = {"entropy": entropy, "policy_loss": 0.1, "is_weight_max": weight_max}
+        if others_loss is not None:
+            stats["others_policy_loss"] = others_loss
+        return {
+            "env_runners": {"num_env_steps_sampled_lifetime": steps, "episode_return_mean": 1.0},
+            "time_total_s": steps / 10,
+            # A learner entry without an entropy (RLlib's __all_modules__) is no module.
+            "learners": {"agent_0": stats, "__all_modules__": {"num_env_steps_trained": 9}},
+        }
+
+    results = [result(100, 1.5, 3.0, -0.2), result(200, 1.0, 40.0, 0.4), result(300, 0.5, 7.0)]
+    (row,) = campaign_script().window_rows(results, window=300)
+    assert row["num_env_steps_sampled_lifetime"] == 300
+    assert row["learners/agent_0/entropy"] == 1.0  # the window's mean
+    assert row["learners/agent_0/is_weight_max"] == 40.0  # its largest
+    assert row["learners/agent_0/others_policy_loss"] == 0.1  # over the results reporting it
+    assert "learners/agent_0/is_weight_mean" not in row  # never reported
+    assert not any(key.startswith("learners/__all_modules__") for key in row)
 
 
 @pytest.mark.slow
