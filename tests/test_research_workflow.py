@@ -21,6 +21,7 @@ from rllib_seac.analysis.plotting import (
     flatten,
     group_trials,
     load_trials,
+    mean_entropy,
 )
 from rllib_seac.analysis.rendering import use_headless_gl
 from rllib_seac.cli import main
@@ -184,6 +185,23 @@ def test_trials_are_labelled_by_algorithm_or_a_setting(tune_run):
     assert sorted(group_trials(trials, "seac_lambda")) == ["seac_lambda=0.0", "seac_lambda=1.0"]
     # Settings the trial was not given come from its full config in result.json.
     assert list(group_trials(trials, "lr")) == ["lr=0.0003"]
+    assert sorted(group_trials(trials, "seac_lambda, lr")) == [
+        "seac_lambda=0.0, lr=0.0003",
+        "seac_lambda=1.0, lr=0.0003",
+    ]
+
+
+AGENTS = ("agent_0", "agent_1")
+
+
+def test_entropy_is_the_mean_over_a_trials_agents(tune_run):
+    seac = next(r for r in tune_run if r.config["seac_lambda"] == 1.0)
+    results = [json.loads(line) for line in Path(seac.path, "result.json").open()]
+    (trial,) = load_trials([seac.path])
+    steps, entropy = mean_entropy(trial)
+    assert list(steps) == [r["num_env_steps_sampled_lifetime"] for r in results]
+    by_hand = [np.mean([r["learners"][a]["entropy"] for a in AGENTS]) for r in results]
+    assert list(entropy) == pytest.approx(by_hand)
 
 
 def copy_trial(trial_path, to, *, params=None, iterations=None):

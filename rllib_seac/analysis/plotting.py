@@ -1,6 +1,6 @@
 """Figures from Tune's result files: the paper's learning curves (Figs. 3 to 5), SEAC's
-importance weights (Fig. 6), best vs worst agent (Fig. 7) and final return against
-lambda (after Fig. 10).
+importance weights (Fig. 6), best vs worst agent (Fig. 7), final return against
+lambda (after Fig. 10) and the policies' entropy.
 
 A run directory is any directory under which Tune wrote trial directories (each with
 params.json and result.json, or progress.csv). The trials of one label (algorithm,
@@ -20,11 +20,12 @@ import numpy as np
 
 from rllib_seac.analysis.labels import env_label, trial_algorithm
 
-KINDS = ("returns", "is-weights", "agents", "lambda")
+KINDS = ("returns", "is-weights", "agents", "lambda", "entropy")
 STEPS = "num_env_steps_sampled_lifetime"
 RETURN = "env_runners/episode_return_mean"
 AGENT_RETURN = "env_runners/agent_episode_returns_mean/"
 IS_WEIGHT = "is_weight_{}"  # learners/<module>/is_weight_{mean,min,max,q05,q95}
+ENTROPY = "entropy"  # learners/<module>/entropy
 # "Final" return: the mean over the last tenth of a trial's env steps.
 FINAL_FRACTION = 0.1
 FIGSIZE = (7.0, 4.5)  # inches; at DPI, a 700 x 450 PNG
@@ -141,9 +142,11 @@ def load_trials(run_dirs) -> list[Trial]:
 
 
 def trial_label(trial: Trial, label_by: str | None = None) -> str:
+    """The algorithm's name, or each setting of `label_by` (keys joined by commas)."""
     if label_by is None:
         return trial.algorithm
-    return f"{label_by}={trial.settings.get(label_by, 'unset')}"
+    keys = [key.strip() for key in label_by.split(",")]
+    return ", ".join(f"{key}={trial.settings.get(key, 'unset')}" for key in keys)
 
 
 def group_trials(trials: list[Trial], label_by: str | None = None) -> dict[str, list[Trial]]:
@@ -230,6 +233,35 @@ def _plot_returns(ax, trials, label_by):
         raise NoResultsError(f"no episode returns ({RETURN}): no episode ended in these trials")
     ax.set_ylabel("episode return (sum over agents)")
     return "Training returns (mean ± std over seeds)"
+
+
+def mean_entropy(trial: Trial) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps, the policy entropy averaged over the trial's modules) of the
+    iterations where every module reports one."""
+    keys = [f"learners/{k}" for k in trial.keys_under("learners/") if k.endswith(f"/{ENTROPY}")]
+    points = [
+        (row[STEPS], np.mean([row[k] for k in keys]))
+        for row in trial.rows
+        if keys and all(isinstance(row.get(k), (int, float)) and np.isfinite(row[k]) for k in keys)
+    ]
+    steps, values = zip(*points) if points else ((), ())
+    return np.asarray(steps, float), np.asarray(values, float)
+
+
+def _plot_entropy(ax, trials, label_by):
+    drawn = 0
+    for label, group in group_trials(trials, label_by).items():
+        curves = [c for c in map(mean_entropy, group) if len(c[0])]
+        if curves:
+            _mean_std_line(ax, curves, label)
+            drawn += 1
+    if not drawn:
+        raise NoResultsError(
+            f"no policy entropy (learners/<module>/{ENTROPY}) in these trials: their "
+            "learners do not report one"
+        )
+    ax.set_ylabel("policy entropy (mean over agents)")
+    return "Policy entropy (mean over agents; mean ± std over seeds)"
 
 
 def _plot_is_weights(ax, trials, label_by):
@@ -327,6 +359,7 @@ PLOTTERS = {
     "is-weights": _plot_is_weights,
     "agents": _plot_agents,
     "lambda": _plot_lambda,
+    "entropy": _plot_entropy,
 }
 
 

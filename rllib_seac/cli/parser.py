@@ -289,7 +289,7 @@ def _add_render(commands) -> None:
 
 
 def _add_plot(commands) -> None:
-    kinds = ("returns", "is-weights", "agents", "lambda")  # rllib_seac.analysis.plotting.KINDS
+    kinds = ("returns", "is-weights", "agents", "lambda", "entropy")  # analysis.plotting.KINDS
     plot = commands.add_parser(
         "plot",
         help="Plot learning curves and more from Tune run directories.",
@@ -299,16 +299,18 @@ def _add_plot(commands) -> None:
         "RLlib's own by name: IPPO for PPO with a module per agent, 'PPO (shared policy)', "
         "APPO, ...), different algorithms side by side. Kinds: "
         "returns (Figs. 3-5), is-weights (SEAC's importance weights, Fig. 6), agents "
-        "(best vs worst agent, Fig. 7), lambda (final return against seac_lambda).",
+        "(best vs worst agent, Fig. 7), lambda (final return against seac_lambda), entropy "
+        "(the policies' entropy, mean over agents: a collapsing policy shows there).",
     )
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="Tune run directories.")
     plot.add_argument("--out", required=True, help="Figure file: .png, .pdf or .svg.")
     plot.add_argument("--kind", choices=kinds, default="returns", help="What to plot (returns).")
     plot.add_argument(
         "--label-by",
-        metavar="KEY",
-        help="Group trials by this setting (e.g. lr) instead of by algorithm; needed to "
-        "plot trials that differ in a setting other than the seed.",
+        metavar="KEY[,KEY...]",
+        help="Group trials by this setting (e.g. lr), or by several (lr,entropy_coeff), "
+        "instead of by algorithm; needed to plot trials that differ in a setting other "
+        "than the seed.",
     )
     plot.add_argument("--title", help="Figure title (default: what is plotted, and the env).")
     plot.set_defaults(handler=("rllib_seac.cli.evaluate", "plot"))
