@@ -14,19 +14,17 @@ RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 
 
 def _records_last_checkpoints() -> list[Path]:
-    # One trial's last checkpoint per record: a record's trials ran on the same commit.
-    found = []
-    for record in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
-        checkpoints = sorted(record.glob("*/checkpoint"))
-        if checkpoints:
-            found.append(checkpoints[0])
-    return found
+    # One trial's last checkpoint per record (a record's trials ran on the same
+    # commit); a record is a directory of trials, each with its legs.json.
+    trials = [c.parent for c in RESULTS.rglob("checkpoint") if (c.parent / "legs.json").is_file()]
+    records = sorted({trial.parent for trial in trials})
+    return [sorted(record.glob("*/checkpoint"))[0] for record in records]
 
 
 @pytest.mark.parametrize(
     "checkpoint",
     _records_last_checkpoints(),
-    ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}",
+    ids=lambda p: str(p.parent.relative_to(RESULTS)),
 )
 def test_a_records_last_checkpoint_trains_on(checkpoint):
     legs = json.loads((checkpoint.parent / "legs.json").read_text())
