@@ -185,10 +185,18 @@ def test_trials_are_labelled_by_algorithm_or_a_setting(tune_run):
     assert sorted(group_trials(trials, "seac_lambda")) == ["seac_lambda=0.0", "seac_lambda=1.0"]
     # Settings the trial was not given come from its full config in result.json.
     assert list(group_trials(trials, "lr")) == ["lr=0.0003"]
-    assert sorted(group_trials(trials, "seac_lambda, lr")) == [
-        "seac_lambda=0.0, lr=0.0003",
-        "seac_lambda=1.0, lr=0.0003",
+    # Several settings: the algorithm, and the settings each trial has.
+    assert sorted(group_trials(trials, "seac_lambda, lr, no_such_setting")) == [
+        "IAC: seac_lambda=0.0, lr=0.0003",
+        "SEAC: seac_lambda=1.0, lr=0.0003",
     ]
+
+
+def test_a_label_shows_a_long_float_to_four_digits(tune_run, tmp_path):
+    seac = next(r for r in tune_run if r.config["seac_lambda"] == 1.0)
+    copy_trial(seac.path, tmp_path / "run" / "third", params={"seac_lambda": 1 / 3})
+    (trial,) = load_trials([tmp_path / "run"])
+    assert list(group_trials([trial], "seac_lambda")) == ["seac_lambda=0.3333"]
 
 
 AGENTS = ("agent_0", "agent_1")

@@ -34,6 +34,7 @@ VARIANT_ORDER = ("SEAC", "IAC", "SNAC", "SEQL", "IQL", "SE-PPO", "IPPO")
 # A function's repr in params.json ("<function f at 0x7f...>") differs per process.
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 STEPS_LABEL = "environment steps"
+LONG_LABEL = 45  # characters: a legend with a longer label goes under the axes
 
 
 class PlotError(ValueError):
@@ -142,11 +143,20 @@ def load_trials(run_dirs) -> list[Trial]:
 
 
 def trial_label(trial: Trial, label_by: str | None = None) -> str:
-    """The algorithm's name, or each setting of `label_by` (keys joined by commas)."""
+    """The algorithm's name; or the setting `label_by` names; or, for several (keys
+    joined by commas), the algorithm's name and those of them the trial has."""
     if label_by is None:
         return trial.algorithm
     keys = [key.strip() for key in label_by.split(",")]
-    return ", ".join(f"{key}={trial.settings.get(key, 'unset')}" for key in keys)
+    if len(keys) == 1:
+        return f"{keys[0]}={_setting(trial.settings.get(keys[0], 'unset'))}"
+    given = [f"{key}={_setting(trial.settings[key])}" for key in keys if key in trial.settings]
+    return ": ".join([trial.algorithm, ", ".join(given)] if given else [trial.algorithm])
+
+
+def _setting(value) -> str:
+    # 1/3 as 0.3333, not 0.3333333333333333; 0.0003 and 1.0 as they are.
+    return f"{value:.4g}" if isinstance(value, float) and round(value, 4) != value else str(value)
 
 
 def group_trials(trials: list[Trial], label_by: str | None = None) -> dict[str, list[Trial]]:
@@ -382,7 +392,11 @@ def plot_trials(
     envs = ", ".join(sorted({t.env for t in trials}))
     ax.set_title(title or f"{what}\n{envs}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if max(len(label) for label in ax.get_legend_handles_labels()[1]) > LONG_LABEL:
+        # Long labels (several settings) would cover the curves: under the axes.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    else:
+        ax.legend(fontsize=8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=DPI)
